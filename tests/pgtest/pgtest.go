@@ -2,12 +2,12 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
+	"runtime"
 	"testing"
 	"time"
 
@@ -18,97 +18,109 @@ import (
 	"github.com/uno-framework/uno/pgserver"
 )
 
-// connString is the package database's connection string, set by Main.
-var connString string
+// The package's test database, set once by Main before the tests run. Main is the only
+// writer, and it writes before m.Run starts any test.
+var (
+	connString string // the package database
+	adminURL   string // the server's maintenance database
+)
 
-// Main runs the package's tests against a fresh database and exits. Call it from
-// TestMain. It fails the run when goroutines are left behind after the tests.
-func Main(m *testing.M) {
-	os.Exit(run(m))
+// serverEnv names the environment variable that, set to "local", makes Main start a
+// server from local binaries even when DATABASE_URL or 127.0.0.1:5432 would give one.
+const serverEnv = "UNO_PGTEST_SERVER"
+
+// Option tunes Main.
+type Option func(*mainOptions)
+
+type mainOptions struct {
+	leak []goleak.Option
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	srv, err := pgserver.Find(ctx)
+// IgnoreGoroutine makes the leak check after the tests ignore goroutines that have
+// function (fully qualified, e.g. "github.com/some/lib.(*Client).loop") anywhere on
+// their stack. Use it for a goroutine a library starts once and never stops.
+func IgnoreGoroutine(function string) Option {
+	return func(o *mainOptions) { o.leak = append(o.leak, goleak.IgnoreAnyFunction(function)) }
+}
+
+// Main runs the package's tests against a fresh database of their own and exits. Call
+// it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// It finds or starts a server with pgserver.Find, creates the database from the
+// harness's template, runs the tests, drops the database, stops a server it started,
+// and fails the run when goroutines are left behind (see IgnoreGoroutine). When no
+// server can be had it fails with a message that says how to get one.
+func Main(m *testing.M, opts ...Option) {
+	os.Exit(run(m, opts))
+}
+
+func run(m *testing.M, opts []Option) int {
+	var o mainOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	// TestMain runs before the testing package parses its flags; -test.v decides how
+	// much the harness says.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	findOpts := []pgserver.Option{pgserver.WithLogger(logger)}
+	switch v := os.Getenv(serverEnv); v {
+	case "":
+	case "local":
+		findOpts = append(findOpts, pgserver.SkipEnv(), pgserver.SkipLocalhost(), pgserver.SkipDocker())
+	default:
+		fmt.Fprintf(os.Stderr, "pgtest: %s=%q: want it unset (find a server) or \"local\" (start one from local binaries)\n", serverEnv, v)
+		return 1
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	srv, err := pgserver.Find(ctx, findOpts...)
+	if err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		return 1
+	}
+	name, err := createPackageDatabase(ctx, srv.URL, templateName, packageName(), logger)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		if err := srv.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
 		return 1
 	}
-	defer srv.Close()
+	adminURL = srv.URL
+	connString = withDatabase(srv.URL, name)
+	logger.Info("pgtest: package database ready", "database", name, "server", srv.Source)
 
-	name, err := createDatabase(srv.URL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		return 1
-	}
-	cfg, err := pgx.ParseConfig(srv.URL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		return 1
-	}
-	connString = withDatabase(srv.URL, cfg, name)
 	code := m.Run()
+
 	if err := dropDatabase(srv.URL, name); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		if code == 0 {
-			code = 1
-		}
+		code = max(code, 1)
+	}
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		code = max(code, 1)
 	}
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "pgtest: goroutines leaked:", err)
+		if err := goleak.Find(o.leak...); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: goroutines leaked (stop them, or see pgtest.IgnoreGoroutine):", err)
 			code = 1
 		}
 	}
 	return code
-}
-
-func createDatabase(adminURL string) (string, error) {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	wd, _ := os.Getwd()
-	name := "uno_test_" + sanitize(filepath.Base(wd)) + "_" + hex.EncodeToString(b[:])
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return "", fmt.Errorf("connect to create the test database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("create test database %s: %w", name, err)
-	}
-	return name, nil
-}
-
-func dropDatabase(adminURL, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return fmt.Errorf("connect to drop the test database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	return err
-}
-
-func sanitize(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
-// withDatabase returns url pointing at database name.
-func withDatabase(url string, cfg *pgx.ConnConfig, name string) string {
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
 }
 
 // ConnString returns the connection string of the package's test database.
@@ -119,6 +131,10 @@ func ConnString(tb testing.TB) string {
 	}
 	return connString
 }
+
+// URL returns the connection string of the package's test database, or "" before Main
+// set it up. It is for Example functions, which get no testing.TB.
+func URL() string { return connString }
 
 // PoolConfig returns a pool configuration for the package's test database, to adjust
 // before passing it to NewPool.
@@ -146,10 +162,74 @@ func NewPool(tb testing.TB, cfg *pgxpool.Config) *pgxpool.Pool {
 		tb.Fatalf("pgtest: new pool: %v", err)
 	}
 	tb.Cleanup(func() {
-		if n := pool.Stat().AcquiredConns(); n != 0 {
-			tb.Errorf("pgtest: %d connections still acquired at the end of the test", n)
+		if n := waitReleased(pool); n != 0 {
+			tb.Errorf("pgtest: %d connections still acquired at the end of the test; release every "+
+				"connection (rows.Close, conn.Release, tx.Rollback)", n)
+			// pgxpool's Close waits for acquired connections: close in the background
+			// rather than hang the run (the leak check reports it if they never return).
+			go pool.Close()
+			return
 		}
 		pool.Close()
 	})
 	return pool
+}
+
+// Conn returns a single connection to the package's test database, closed at cleanup.
+func Conn(tb testing.TB) *pgx.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ConnString(tb))
+	if err != nil {
+		tb.Fatalf("pgtest: connect: %v", err)
+	}
+	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// RequireNoAcquired fails the test at once if pool has connections acquired. It gives
+// connections being released in the background a moment to come back first.
+func RequireNoAcquired(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	if n := waitReleased(pool); n != 0 {
+		tb.Fatalf("pgtest: %d connections still acquired, want none", n)
+	}
+}
+
+// waitReleased returns the number of acquired connections once it is zero, or after
+// two seconds: pgxpool returns some connections from goroutines of its own.
+func waitReleased(pool *pgxpool.Pool) int32 {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := pool.Stat().AcquiredConns()
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// LocalServer starts an ephemeral server from local PostgreSQL binaries with
+// pgserver.StartLocal, for tests that stop and start a server or need one on a chosen
+// port, and closes it at cleanup. When the binaries are missing it skips the test,
+// except under CI (the CI environment variable set), where it fails it.
+func LocalServer(tb testing.TB, opts ...pgserver.Option) *pgserver.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgserver.StartLocal(ctx, opts...)
+	if errors.Is(err, pgserver.ErrNoBinaries) && os.Getenv("CI") == "" {
+		tb.Skipf("pgtest: %v", err)
+	}
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Errorf("pgtest: %v", err)
+		}
+	})
+	return srv
 }
