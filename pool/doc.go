@@ -1,0 +1,24 @@
+// Package pool is uno's connection pool: a thin layer over pgxpool that makes the pool
+// dependable when the database misbehaves.
+//
+// A [Pool] wraps a [pgxpool.Pool] and adds:
+//
+//   - validation of idle connections: a connection that has been idle for longer than
+//     [Config.IdleValidationThreshold] is pinged before it is handed out, and a broken
+//     one is discarded (the caller gets another connection, never the broken one);
+//   - an acquire timeout: [Pool.Acquire] — and every acquisition made through the
+//     underlying pgxpool, including Exec and Query on [Pool.Pgx] — gives up after
+//     [Config.AcquireTimeout]; an exhausted pool yields an error matching
+//     [ErrAcquireTimeout] instead of a hang;
+//   - connection with exponential backoff: [New] returns once the server answers,
+//     retrying (github.com/cenkalti/backoff/v4) until its context ends;
+//   - a health monitor: a goroutine that checks the pool every
+//     [Config.HealthCheckInterval], notices lost connections, reconnects with backoff
+//     after an outage, and reports healthy/unhealthy transitions to
+//     [Config.OnStateChange] and to log/slog;
+//   - [Pool.Stats]: pgxpool's counters plus the pool's own (acquire timeouts, broken
+//     connections discarded, reconnections, state).
+//
+// Most applications do not use this package directly: provider.New builds a Pool from a
+// provider.Config.
+package pool

@@ -1,0 +1,120 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidConfig is matched (errors.Is) by every [ValidationErrors].
+var ErrInvalidConfig = errors.New("provider: invalid config")
+
+// FieldError is one problem of a configuration.
+type FieldError struct {
+	// Path names the setting at fault: a Config key such as "pool_size", the key a map
+	// used ("db_port"), an environment variable ("PGPORT"), or "url" for the whole
+	// connection string.
+	Path string
+	// Message says what is wrong, and never contains the password.
+	Message string
+}
+
+// Error returns "path: message".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Message }
+
+// ValidationErrors lists every problem found in a configuration. Find it with
+// errors.As; each element is also reachable with errors.As(err, &fieldErr).
+type ValidationErrors []*FieldError
+
+// Error lists every problem, separated by semicolons.
+func (e ValidationErrors) Error() string {
+	var b strings.Builder
+	b.WriteString("provider: invalid config: ")
+	for i, fe := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(fe.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e ValidationErrors) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the FieldErrors.
+func (e ValidationErrors) Unwrap() []error {
+	errs := make([]error, len(e))
+	for i, fe := range e {
+		errs[i] = fe
+	}
+	return errs
+}
+
+// Field returns the problem reported for path, or nil.
+func (e ValidationErrors) Field(path string) *FieldError {
+	for _, fe := range e {
+		if fe.Path == path {
+			return fe
+		}
+	}
+	return nil
+}
+
+// ConnectError is returned by [New] when it could not connect before its context ended
+// (or the server rejected the credentials, or the database does not exist). It names
+// the server, never the password, and wraps the last cause.
+type ConnectError struct {
+	Host     string
+	Port     int
+	Database string
+	User     string
+	Attempts int   // connection attempts made
+	Err      error // the last cause, the password removed from its message
+}
+
+// Error names the server, the database, the user and the number of attempts, then the
+// last cause.
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("provider: cannot connect to PostgreSQL at %s:%d, database %s, user %s, after %d attempt(s): %v "+
+		"(check that the server is running and reachable and that the connection settings are right)",
+		e.Host, e.Port, strconv.Quote(e.Database), strconv.Quote(e.User), e.Attempts, e.Err)
+}
+
+// Unwrap returns the last cause.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// redactedError hides secrets in the message of the error it wraps; Unwrap still
+// reaches the original, so errors.Is and errors.As keep working.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactError returns err with every occurrence of the secrets removed from its
+// message. Secrets shorter than 3 bytes are left alone: hiding them would garble every
+// message without protecting anything.
+func redactError(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := redactString(msg, secrets...)
+	if red == msg {
+		return err
+	}
+	return &redactedError{msg: red, err: err}
+}
+
+func redactString(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if len(secret) >= 3 {
+			s = strings.ReplaceAll(s, secret, redactedText)
+		}
+	}
+	return s
+}

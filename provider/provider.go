@@ -1,0 +1,296 @@
+package provider
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/uno-framework/uno/pool"
+)
+
+// Provider is a connected pool with a database/sql view over the same connections,
+// health reports and database administration. Build it with [New]; it is safe for
+// concurrent use; Close it when done.
+type Provider struct {
+	cfg    *Config // a pointer, so that printing a Provider's fields never shows it
+	pool   *pool.Pool
+	db     *sql.DB
+	admin  *Admin
+	logger *slog.Logger
+
+	closeOnce sync.Once
+}
+
+// Option adjusts [New].
+type Option func(*options)
+
+type options struct {
+	logger         *slog.Logger
+	onHealthChange func(pool.State)
+	newBackOff     func() backoff.BackOff
+	pgxConfig      func(*pgxpool.Config)
+}
+
+// WithLogger sets the logger of the provider and its pool (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithHealthCallback registers fn to be called by the pool's health monitor on each
+// transition between pool.StateHealthy and pool.StateUnhealthy. fn runs on the monitor
+// goroutine and must return quickly. The monitor runs only if HealthCheckPeriod > 0.
+func WithHealthCallback(fn func(pool.State)) Option {
+	return func(o *options) { o.onHealthChange = fn }
+}
+
+// WithBackoff sets the retry policy for connecting in [New] and for reconnecting after
+// an outage: newBackOff must return a fresh policy on each call (default:
+// pool.DefaultBackOff, exponential from 100ms to 5s, until the context ends).
+func WithBackoff(newBackOff func() backoff.BackOff) Option {
+	return func(o *options) { o.newBackOff = newBackOff }
+}
+
+// WithPgxConfig lets fn adjust the pgxpool configuration built from the Config before
+// the pool is created: tracers, connection hooks, type registrations and other pgx
+// settings that Config does not cover.
+func WithPgxConfig(fn func(*pgxpool.Config)) Option {
+	return func(o *options) { o.pgxConfig = fn }
+}
+
+// New validates cfg, connects — retrying with exponential backoff until ctx ends — and
+// returns the Provider. Validation problems come back as [ValidationErrors]; a failure
+// to connect as a [*ConnectError] that names host, port and database and wraps the last
+// cause. ctx bounds only the connecting; the Provider lives until Close.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	pcfg, err := cfg.PgxPoolConfig()
+	if err != nil {
+		return nil, err
+	}
+	if o.pgxConfig != nil {
+		o.pgxConfig(pcfg)
+	}
+	pl, err := pool.New(ctx, pcfg, pool.Config{
+		IdleValidationThreshold: cfg.IdleValidationThreshold,
+		ValidationTimeout:       validationTimeout(cfg),
+		AcquireTimeout:          cfg.AcquireTimeout,
+		HealthCheckInterval:     cfg.HealthCheckPeriod,
+		OnStateChange:           o.onHealthChange,
+		Logger:                  o.logger,
+		Reconnect:               o.newBackOff,
+	})
+	if err != nil {
+		var ce *pool.ConnectError
+		if errors.As(err, &ce) {
+			cerr := &ConnectError{
+				Host: cfg.Host, Port: cfg.Port, Database: cfg.Database, User: cfg.User,
+				Attempts: ce.Attempts, Err: redactError(ce.Err, cfg.Password),
+			}
+			o.logger.LogAttrs(ctx, slog.LevelError, "provider: cannot connect to PostgreSQL",
+				slog.Any("config", cfg), slog.Int("attempts", ce.Attempts), slog.String("error", cerr.Err.Error()))
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("provider: %w", redactError(err, cfg.Password))
+	}
+	c := cfg
+	p := &Provider{
+		cfg:    &c,
+		pool:   pl,
+		db:     stdlib.OpenDBFromPool(pl.Pgx()),
+		admin:  NewAdmin(pl.Pgx()),
+		logger: o.logger,
+	}
+	o.logger.LogAttrs(ctx, slog.LevelInfo, "provider: connected to PostgreSQL", slog.Any("config", cfg))
+	return p, nil
+}
+
+// validationTimeout bounds a validation ping: the connect timeout, else 5s.
+func validationTimeout(c Config) time.Duration {
+	if c.ConnectTimeout > 0 {
+		return c.ConnectTimeout
+	}
+	return pool.DefaultValidationTimeout
+}
+
+// PgxPoolConfig returns the pgxpool configuration [New] uses for c, after validating
+// c. The password is set on the result directly, never written into a connection
+// string. Settings c leaves unset come from libpq's environment variables and password
+// file, as pgx does.
+func (c Config) PgxPoolConfig() (*pgxpool.Config, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var dsn strings.Builder
+	kv := func(k, v string) {
+		dsn.WriteString(k)
+		dsn.WriteString("='")
+		dsn.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v))
+		dsn.WriteString("' ")
+	}
+	kv("host", c.Host)
+	kv("port", strconv.Itoa(c.Port))
+	kv("user", c.User)
+	kv("dbname", c.Database)
+	kv("sslmode", c.SSLMode)
+	if c.SSLRootCert != "" {
+		kv("sslrootcert", c.SSLRootCert)
+	}
+	if c.SSLCert != "" {
+		kv("sslcert", c.SSLCert)
+	}
+	if c.SSLKey != "" {
+		kv("sslkey", c.SSLKey)
+	}
+	pc, err := pgxpool.ParseConfig(dsn.String())
+	if err != nil {
+		return nil, fmt.Errorf("provider: build the pgx configuration: %w", redactError(err, c.Password))
+	}
+	cc := pc.ConnConfig
+	if c.Password != "" {
+		cc.Password = c.Password
+	}
+	cc.ConnectTimeout = c.ConnectTimeout
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	if c.ApplicationName != "" {
+		cc.RuntimeParams["application_name"] = c.ApplicationName
+	}
+	for k, v := range c.RuntimeParams {
+		cc.RuntimeParams[k] = v
+	}
+	pc.MaxConns = int32(c.PoolSize)
+	pc.MinConns = int32(c.MinConns)
+	pc.MaxConnLifetime = c.MaxConnLifetime // zero: no limit
+	pc.MaxConnIdleTime = c.MaxConnIdleTime
+	if pc.MaxConnIdleTime == 0 {
+		pc.MaxConnIdleTime = math.MaxInt64 // pgxpool would close every idle connection
+	}
+	if c.HealthCheckPeriod > 0 {
+		pc.HealthCheckPeriod = c.HealthCheckPeriod
+	}
+	return pc, nil
+}
+
+// Config returns the configuration the Provider was built with.
+func (p *Provider) Config() Config { return *p.cfg }
+
+// Pool returns the pgx pool: the native, fastest way to run statements.
+func (p *Provider) Pool() *pgxpool.Pool { return p.pool.Pgx() }
+
+// ConnPool returns uno's pool around [Provider.Pool]: acquire with a timeout, state,
+// stats.
+func (p *Provider) ConnPool() *pool.Pool { return p.pool }
+
+// DB returns a database/sql view over the same pool, for database/sql libraries and
+// migrations. Do not close it; [Provider.Close] does.
+func (p *Provider) DB() *sql.DB { return p.db }
+
+// Logger returns the Provider's logger.
+func (p *Provider) Logger() *slog.Logger { return p.logger }
+
+// Querier returns what statements should run on: the transaction ctx carries, else
+// the pool.
+func (p *Provider) Querier(ctx context.Context) QueryExecutor {
+	// TXMANAGER-SWITCH: once package txmanager exists, the next line becomes
+	//   return txmanager.QuerierFrom(ctx, p.Pool())
+	return p.Pool()
+}
+
+// Admin returns the database administration of the server the Provider is connected to.
+func (p *Provider) Admin() *Admin { return p.admin }
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Provider) Stats() pool.Stats { return p.pool.Stats() }
+
+// HealthReport is the result of [Provider.Health].
+type HealthReport struct {
+	Reachable     bool          // a statement made the round trip
+	Latency       time.Duration // round trip of SELECT 1 on an acquired connection
+	ServerVersion string        // server_version, e.g. "15.8 (Debian 15.8-1.pgdg120+1)"
+	InRecovery    bool          // pg_is_in_recovery(): a standby, or a primary recovering
+	State         pool.State    // the pool monitor's view
+	Pool          pool.Stats    // the pool's counters, taken before the check
+	CheckedAt     time.Time
+}
+
+// Health checks the server and reports on it. When the server cannot be reached the
+// report says so (Reachable false, pool stats filled) and the error says why.
+func (p *Provider) Health(ctx context.Context) (HealthReport, error) {
+	r := HealthReport{CheckedAt: time.Now(), Pool: p.pool.Stats()}
+	r.State = r.Pool.State
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return r, p.healthError(err)
+	}
+	defer conn.Release()
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+		return r, p.healthError(err)
+	}
+	r.Latency = time.Since(start)
+	r.Reachable = true
+	err = conn.QueryRow(ctx, "SELECT current_setting('server_version'), pg_is_in_recovery()",
+		pgx.QueryExecModeSimpleProtocol).Scan(&r.ServerVersion, &r.InRecovery)
+	if err != nil {
+		return r, p.healthError(err)
+	}
+	return r, nil
+}
+
+// HealthCheck makes one round trip to the server and returns nil if it succeeded.
+func (p *Provider) HealthCheck(ctx context.Context) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return p.healthError(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+		return p.healthError(err)
+	}
+	return nil
+}
+
+func (p *Provider) healthError(err error) error {
+	return fmt.Errorf("provider: health check of PostgreSQL at %s:%d, database %s: %w",
+		p.cfg.Host, p.cfg.Port, strconv.Quote(p.cfg.Database), redactError(err, p.cfg.Password))
+}
+
+// Close closes the database/sql view, stops the health monitor and closes the pool,
+// waiting for acquired connections to be released. It is safe to call more than once.
+func (p *Provider) Close() {
+	p.closeOnce.Do(func() {
+		if err := p.db.Close(); err != nil {
+			p.logger.Warn("provider: close the database/sql view", slog.String("error", redactError(err, p.cfg.Password).Error()))
+		}
+		p.pool.Close()
+	})
+}
+
+// String describes the Provider by its configuration, without the password.
+func (p *Provider) String() string { return "provider.Provider{" + p.cfg.String() + "}" }
+
+// Format prints [Provider.String] for every verb.
+func (p *Provider) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, p.String()) }
