@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/pool"
+	"github.com/uno-framework/uno/txmanager"
 )
 
 // Provider is a connected pool with a database/sql view over the same connections,
@@ -214,9 +215,7 @@ func (p *Provider) Logger() *slog.Logger { return p.logger }
 // Querier returns what statements should run on: the transaction ctx carries, else
 // the pool.
 func (p *Provider) Querier(ctx context.Context) QueryExecutor {
-	// TXMANAGER-SWITCH: once package txmanager exists, the next line becomes
-	//   return txmanager.QuerierFrom(ctx, p.Pool())
-	return p.Pool()
+	return txmanager.QuerierFrom(ctx, p.Pool())
 }
 
 // Admin returns the database administration of the server the Provider is connected to.

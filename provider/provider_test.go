@@ -20,6 +20,7 @@ import (
 	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/tests/pgtest"
+	"github.com/uno-framework/uno/txmanager"
 )
 
 func TestNewServesPoolAndDBOverTheSamePool(t *testing.T) {
@@ -43,7 +44,7 @@ func TestNewServesPoolAndDBOverTheSamePool(t *testing.T) {
 	var n int
 	require.NoError(t, p.Querier(ctx).QueryRow(ctx, "SELECT 7").Scan(&n))
 	assert.Equal(t, 7, n)
-	assert.Same(t, p.Pool(), p.Querier(ctx))
+	assert.Same(t, p.Pool(), p.Querier(ctx), "outside a transaction Querier is the pool")
 	assert.Same(t, p.Pool(), p.ConnPool().Pgx())
 	assert.Equal(t, cfg, p.Config())
 	assert.NotNil(t, p.Logger())
@@ -314,3 +315,34 @@ func TestNewDoesNotRetryAMissingDatabase(t *testing.T) {
 	assert.Equal(t, "3D000", pgErr.Code)
 	assert.NoError(t, ctx.Err(), "New gave up at once")
 }
+
+func TestQuerierJoinsTheContextsTransaction(t *testing.T) {
+	ctx := context.Background()
+	p := newProvider(t, testConfig(t))
+	tm, err := txmanager.New(p.Pool(), txmanager.Config{})
+	require.NoError(t, err)
+	_, err = p.Pool().Exec(ctx, `CREATE TABLE querier_join (v int)`)
+	require.NoError(t, err)
+
+	var outside int32
+	require.NoError(t, p.Querier(ctx).QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&outside))
+	boom := errors.New("roll back")
+	err = tm.Do(ctx, func(ctx context.Context) error {
+		if _, err := p.Querier(ctx).Exec(ctx, `INSERT INTO querier_join VALUES (1)`); err != nil {
+			return err
+		}
+		var seen int
+		if err := p.Querier(ctx).QueryRow(ctx, `SELECT count(*) FROM querier_join`).Scan(&seen); err != nil {
+			return err
+		}
+		assert.Equal(t, 1, seen, "the provider's Querier runs in the transaction of ctx")
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	var n int
+	require.NoError(t, p.Pool().QueryRow(ctx, `SELECT count(*) FROM querier_join`).Scan(&n))
+	assert.Zero(t, n, "the insert made through Querier(ctx) rolled back with the transaction")
+}
+
+// The provider's TransactionManager interface is the shape of txmanager.Manager.
+var _ provider.TransactionManager[txmanager.Option] = (*txmanager.Manager)(nil)

@@ -1,0 +1,160 @@
+package txmanager_test
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/uno-framework/uno/txmanager"
+)
+
+// A round trip is counted each time the client writes after it has received data from
+// the server (or writes first on a connection): a turn of the conversation, however many
+// Write calls the client splits its message into and however many Read calls the
+// server's answer takes. Waiting is what a round trip costs, and a client must wait for
+// an answer before it can write something that depends on it.
+type roundTrips struct{ n atomic.Int64 }
+
+type countingConn struct {
+	net.Conn
+	rt       *roundTrips
+	received atomic.Bool // data was read since the last write
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	if c.received.Swap(false) {
+		c.rt.n.Add(1)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.received.Store(true)
+	}
+	return n, err
+}
+
+// countingEnv returns an env whose single connection counts its round trips.
+func countingEnv(t *testing.T) (*env, *roundTrips) {
+	rt := &roundTrips{}
+	e := newEnv(t, func(cfg *pgxpool.Config) {
+		cfg.MaxConns = 1
+		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+		var d net.Dialer
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := &countingConn{Conn: conn, rt: rt}
+			c.received.Store(true)
+			return c, nil
+		}
+	})
+	return e, rt
+}
+
+// stageWriter stages rows into a table with COMMIT.
+type stageWriter struct{ table string }
+
+func (w stageWriter) QueueCommit(_ context.Context, b *pgx.Batch, items []any) error {
+	for _, it := range items {
+		b.Queue("insert into "+w.table+" (v) values ($1)", it)
+	}
+	return nil
+}
+
+func TestRoundTripsAreTheFewestPossible(t *testing.T) {
+	e, rt := countingEnv(t)
+	ctx := testCtx(t)
+	tbl := e.table(t)
+	tm := e.tm
+	ins := func(ctx context.Context) error { return e.insert(ctx, tbl, "x") }
+	nested := func(fn func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error { return tm.Do(ctx, fn, txmanager.Nested()) }
+	}
+	seq := func(fns ...func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			for _, fn := range fns {
+				if err := fn(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	failingNested := func(ctx context.Context) error {
+		err := tm.Do(ctx, func(ctx context.Context) error {
+			if err := ins(ctx); err != nil {
+				return err
+			}
+			return errBoom
+		}, txmanager.Nested())
+		if err == errBoom {
+			return nil
+		}
+		return err
+	}
+	returning := func(ctx context.Context) error { // the shape of ent's Create
+		var id int64
+		return tm.Querier(ctx).QueryRow(ctx, "insert into "+tbl+" (v) values ($1) returning id", "r").Scan(&id)
+	}
+	stage := func(ctx context.Context) error { return txmanager.Stage(ctx, stageWriter{tbl}, "staged") }
+	joined := func(fn func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error { return tm.Do(ctx, fn) }
+	}
+	beginFunc := func(ctx context.Context) error { // hand-written pgx, for reference
+		return pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "insert into "+tbl+" (v) values ($1)", "x")
+			return err
+		})
+	}
+
+	cases := []struct {
+		name string
+		fn   func(context.Context) error
+		want int64
+		raw  bool // not run in Do
+	}{
+		{"empty Do", func(context.Context) error { return nil }, 0, false},
+		{"Do with an empty Nested scope", nested(func(context.Context) error { return nil }), 0, false},
+		{"one statement (BEGIN+stmt, COMMIT)", ins, 2, false},
+		{"one QueryRow ... RETURNING", returning, 2, false},
+		{"statement + Nested scope with a statement", seq(ins, nested(ins)), 3, false},
+		{"Nested scope as first statement", nested(ins), 2, false},
+		{"two sibling Nested scopes + statement after", seq(ins, nested(ins), nested(ins), ins), 5, false},
+		{"three levels deep", seq(ins, nested(seq(ins, nested(seq(ins, nested(ins)))))), 5, false},
+		{"joined Required scope adds nothing", seq(ins, joined(ins)), 3, false},
+		{"failing Nested scope (adds ROLLBACK TO)", seq(ins, failingNested), 4, false},
+		{"staged items only (BEGIN+writes+COMMIT)", stage, 1, false},
+		{"statement + staged items", seq(ins, stage), 2, false},
+		{"pgx.BeginFunc with one statement", beginFunc, 3, true},
+	}
+	run := func(fn func(context.Context) error, raw bool) {
+		if raw {
+			require.NoError(t, fn(ctx))
+			return
+		}
+		require.NoError(t, tm.Do(ctx, fn))
+	}
+	// Warm up the connection and its statement cache.
+	for _, c := range cases {
+		run(c.fn, c.raw)
+	}
+	for _, c := range cases {
+		before := rt.n.Load()
+		run(c.fn, c.raw)
+		got := rt.n.Load() - before
+		assert.Equal(t, c.want, got, c.name)
+		t.Logf("%-45s %d round trips", c.name, got)
+	}
+	e.requireReleased(t)
+}
