@@ -1,0 +1,268 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/uno-framework/uno/txmanager"
+)
+
+// NotifyChannel is the PostgreSQL NOTIFY channel the outbox signals on when a
+// transaction that wrote events commits; relays LISTEN on it. The payload lists the
+// partitions written, comma-separated.
+const NotifyChannel = "uno_outbox"
+
+// insertSQL writes all the events of a transaction, and notifies the relays, in one
+// statement (the data-modifying CTE runs although nothing reads it). Arrays rather than
+// one parameter per value: a transaction may emit any number of events without reaching
+// PostgreSQL's limit of 65535 parameters, and the statement text is the same for every
+// transaction (prepared once per connection). unnest keeps the order of the arrays, so
+// identity values follow the order of emission. The notification is delivered when the
+// transaction commits, and only then.
+const insertSQL = `WITH ins AS (
+	INSERT INTO uno_outbox (event_id, partition, topic, key, type, payload, metadata, occurred_at)
+	SELECT e, p, t, k, ty, pl, m::jsonb, oc
+	FROM unnest($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::timestamptz[])
+	AS u(e, p, t, k, ty, pl, m, oc)
+)
+SELECT pg_notify('` + NotifyChannel + `', $9)`
+
+// OutboxConfig configures an [Outbox]. The zero value is ready to use.
+type OutboxConfig struct {
+	// Marshaler encodes payloads that are not []byte. Default: [JSONMarshaler].
+	Marshaler Marshaler
+}
+
+func (c *OutboxConfig) setDefaults() {
+	if c.Marshaler == nil {
+		c.Marshaler = JSONMarshaler{}
+	}
+}
+
+// Outbox is the writer of the transactional outbox: [Outbox.Emit] stages events on the
+// transaction the context carries, and when the outermost transaction commits the
+// transaction manager asks the Outbox ([Outbox.QueueCommit]) to write them — all in one
+// statement, an INSERT that also NOTIFYs the relays, sent in the round trip that carries
+// COMMIT. So
+// an event is in the outbox if and only if its transaction committed, and no relay
+// can see it earlier. Events staged in a scope rolled back to its savepoint are
+// dropped; a failed attempt that the manager retries discards its events.
+//
+// An Outbox holds no connection and is safe for concurrent use; an application needs
+// one.
+type Outbox struct {
+	marshaler Marshaler
+}
+
+// NewOutbox returns an Outbox configured by cfg.
+func NewOutbox(cfg OutboxConfig) *Outbox {
+	cfg.setDefaults()
+	return &Outbox{marshaler: cfg.Marshaler}
+}
+
+// record is an event encoded for the outbox: what Emit stages.
+type record struct {
+	id         uuid.UUID
+	partition  int16
+	topic      string
+	key        string
+	typ        string
+	payload    []byte
+	metadata   string // JSON object
+	occurredAt time.Time
+}
+
+// Emit stages events on the transaction ctx carries: they are written to the outbox
+// when the outermost transaction commits, and dropped if the scope they were emitted in
+// rolls back. It encodes the payloads now, so an event that cannot be encoded is
+// reported here ([MarshalError], nothing staged) rather than at commit. An event
+// without ID or OccurredAt gets them here.
+//
+// Outside a transaction Emit returns an error wrapping [txmanager.ErrNoTransaction]:
+// call it inside txmanager.Manager.Do (or uow's Do).
+func (o *Outbox) Emit(ctx context.Context, evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if !txmanager.InTransaction(ctx) {
+		return fmt.Errorf("events: emit %d event(s) outside a transaction: call Emit inside txmanager.Manager.Do: %w",
+			len(evs), txmanager.ErrNoTransaction)
+	}
+	items := make([]any, 0, len(evs))
+	for i := range evs {
+		rec, err := o.encode(evs[i])
+		if err != nil {
+			return err
+		}
+		items = append(items, rec)
+	}
+	if err := txmanager.Stage(ctx, o, items...); err != nil {
+		return fmt.Errorf("events: stage %d event(s) on the transaction: %w", len(evs), err)
+	}
+	return nil
+}
+
+// encode validates ev, fills its ID and OccurredAt when unset, and encodes it. The
+// caller's event is not modified.
+func (o *Outbox) encode(ev Event) (*record, error) {
+	if ev.ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("events: draw an ID for an event of topic %q: %w", ev.Topic, err)
+		}
+		ev.ID = id
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = time.Now()
+	}
+	if err := ev.validate(); err != nil {
+		return nil, err
+	}
+	var payload []byte
+	switch p := ev.Payload.(type) {
+	case []byte:
+		payload = p
+	default:
+		b, err := o.marshaler.Marshal(p)
+		if err != nil {
+			return nil, &MarshalError{Topic: ev.Topic, ID: ev.ID, Err: err}
+		}
+		payload = b
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	meta := "{}"
+	if len(ev.Metadata) > 0 {
+		b, err := json.Marshal(ev.Metadata)
+		if err != nil {
+			return nil, &MarshalError{Topic: ev.Topic, ID: ev.ID, Err: fmt.Errorf("metadata: %w", err)}
+		}
+		meta = string(b)
+	}
+	return &record{
+		id:         ev.ID,
+		partition:  PartitionOf(ev.Key, ev.ID),
+		topic:      ev.Topic,
+		key:        ev.Key,
+		typ:        ev.Type,
+		payload:    payload,
+		metadata:   meta,
+		occurredAt: ev.OccurredAt.Truncate(time.Microsecond),
+	}, nil
+}
+
+// QueueCommit implements [txmanager.CommitWriter]: it queues, into the batch that
+// carries COMMIT, one statement that INSERTs the events staged by [Outbox.Emit] that
+// survived their scopes and NOTIFYs [NotifyChannel]. The transaction manager calls it;
+// an application does not.
+func (o *Outbox) QueueCommit(_ context.Context, b *pgx.Batch, items []any) error {
+	recs := make([]*record, 0, len(items))
+	for _, it := range items {
+		rec, ok := it.(*record)
+		if !ok {
+			return fmt.Errorf("events: the outbox was given a staged %T, not an event staged by Outbox.Emit", it)
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	queueInsert(b, recs)
+	return nil
+}
+
+// Write writes events to the outbox at once through q, for code that runs its own pgx
+// transaction rather than txmanager's: pass the pgx.Tx, and the events become visible
+// when that transaction commits. Called outside a transaction, the events are
+// committed by this call. The payloads are encoded as by [Outbox.Emit].
+func (o *Outbox) Write(ctx context.Context, q txmanager.Querier, evs ...Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	recs := make([]*record, 0, len(evs))
+	for i := range evs {
+		rec, err := o.encode(evs[i])
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	b := &pgx.Batch{}
+	queueInsert(b, recs)
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("events: write %d event(s) to the outbox: %w", len(recs), err)
+	}
+	return nil
+}
+
+// queueInsert queues the statement that writes recs and sends the NOTIFY naming their
+// partitions.
+func queueInsert(b *pgx.Batch, recs []*record) {
+	n := len(recs)
+	ids := make([]uuid.UUID, n)
+	parts := make([]int16, n)
+	topics := make([]string, n)
+	keys := make([]string, n)
+	types := make([]string, n)
+	payloads := make([][]byte, n)
+	metas := make([]string, n)
+	times := make([]time.Time, n)
+	var seen [Partitions]bool
+	for i, r := range recs {
+		ids[i], parts[i], topics[i], keys[i], types[i] = r.id, r.partition, r.topic, r.key, r.typ
+		payloads[i], metas[i], times[i] = r.payload, r.metadata, r.occurredAt
+		seen[r.partition] = true
+	}
+	b.Queue(insertSQL, ids, parts, topics, keys, types, payloads, metas, times, notifyPayload(&seen))
+}
+
+// notifyPayload lists the partitions marked in seen: "3,17,30".
+func notifyPayload(seen *[Partitions]bool) string {
+	var sb strings.Builder
+	for p, ok := range seen {
+		if !ok {
+			continue
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.Itoa(p))
+	}
+	return sb.String()
+}
+
+// parseNotifyPayload returns the partitions a notification names; ok is false when
+// the payload is not a list of partitions (then every partition may have rows).
+func parseNotifyPayload(s string, fn func(p int)) (ok bool) {
+	if s == "" {
+		return false
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		p, err := strconv.Atoi(part)
+		if err != nil || p < 0 || p >= Partitions {
+			return false
+		}
+		fn(p)
+	}
+	return true
+}
+
+// errNotMigrated wraps a failure caused by a missing outbox table.
+func errNotMigrated(err error) error {
+	return fmt.Errorf("events: the outbox tables are missing; run schema.Migrate first: %w", err)
+}
+
+// isUndefinedTable reports whether err is PostgreSQL's undefined_table (42P01).
+func isUndefinedTable(err error) bool {
+	var pgErr interface{ SQLState() string }
+	return errors.As(err, &pgErr) && pgErr.SQLState() == "42P01"
+}
