@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -53,30 +52,3 @@ func (e *ConnectError) Error() string {
 
 // Unwrap returns the last cause.
 func (e *ConnectError) Unwrap() error { return e.Err }
-
-// redactedError hides a secret in the message of the error it wraps. Unwrap still
-// reaches the original, so errors.Is and errors.As keep working.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactedText replaces a secret in messages.
-const redactedText = "xxxxx"
-
-// redact returns err with every occurrence of secret removed from its message. Secrets
-// shorter than 3 bytes are left alone: replacing them would garble every message
-// without protecting anything.
-func redact(err error, secret string) error {
-	if err == nil || len(secret) < 3 {
-		return err
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, secret) {
-		return err
-	}
-	return &redactedError{msg: strings.ReplaceAll(msg, secret, redactedText), err: err}
-}

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/uno-framework/uno/internal/redact"
 )
 
 // State is the health of a pool as seen by its monitor.
@@ -154,7 +156,7 @@ func New(ctx context.Context, pgxConfig *pgxpool.Config, cfg Config) (*Pool, err
 
 	pp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("pool: %w", redact(err, p.secret))
+		return nil, fmt.Errorf("pool: %w", redact.Error(err, p.secret))
 	}
 	p.pgx = pp
 	if err := p.connect(ctx); err != nil {
@@ -197,7 +199,7 @@ func (p *Pool) connect(ctx context.Context) error {
 			append(p.targetAttrs(),
 				slog.Int("attempt", attempts),
 				slog.Duration("retry_in", next),
-				slog.String("error", redact(err, p.secret).Error()))...)
+				slog.String("error", redact.Error(err, p.secret).Error()))...)
 	}
 	err := backoff.RetryNotify(op, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
 	if err == nil {
@@ -207,7 +209,7 @@ func (p *Pool) connect(ctx context.Context) error {
 	if last == nil {
 		last = err
 	}
-	return &ConnectError{Attempts: attempts, Err: redact(last, p.secret)}
+	return &ConnectError{Attempts: attempts, Err: redact.Error(last, p.secret)}
 }
 
 func (p *Pool) targetAttrs() []slog.Attr {
@@ -261,7 +263,7 @@ func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	if p.closing.Load() {
 		return nil, ErrClosed
 	}
-	return nil, fmt.Errorf("pool: acquire a connection: %w", redact(err, p.secret))
+	return nil, fmt.Errorf("pool: acquire a connection: %w", redact.Error(err, p.secret))
 }
 
 // Ping acquires a connection and makes one round trip to the server.
@@ -355,7 +357,7 @@ func (p *Pool) setState(ctx context.Context, to State, cause error) {
 	since := p.changedAt
 	p.state, p.changedAt = to, time.Now()
 	if cause != nil {
-		p.lastErr = redact(cause, p.secret).Error()
+		p.lastErr = redact.Error(cause, p.secret).Error()
 	}
 	p.mu.Unlock()
 
@@ -363,7 +365,7 @@ func (p *Pool) setState(ctx context.Context, to State, cause error) {
 	case StateUnhealthy:
 		msg := "<nil>"
 		if cause != nil {
-			msg = redact(cause, p.secret).Error()
+			msg = redact.Error(cause, p.secret).Error()
 		}
 		p.logger.LogAttrs(ctx, slog.LevelWarn, "pool: unhealthy: connection to PostgreSQL lost; reconnecting",
 			append(p.targetAttrs(), slog.String("error", msg))...)
@@ -436,7 +438,7 @@ func (p *Pool) reconnect(ctx context.Context) bool {
 			append(p.targetAttrs(),
 				slog.Int("attempt", attempt),
 				slog.Duration("retry_in", next),
-				slog.String("error", redact(err, p.secret).Error()))...)
+				slog.String("error", redact.Error(err, p.secret).Error()))...)
 	}
 	err := backoff.RetryNotify(func() error { return p.check(ctx) }, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
 	return err == nil

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/uno-framework/uno/internal/redact"
 )
 
 // Config is everything [New] needs to reach PostgreSQL and size the pool. Start from
@@ -212,7 +214,7 @@ func (c Config) Validate() error {
 		return nil
 	}
 	for _, fe := range errs {
-		fe.Message = redactString(fe.Message, c.Password)
+		fe.Message = redact.String(fe.Message, c.Password)
 	}
 	return errs
 }
@@ -247,15 +249,12 @@ func quoteShort(s string) string {
 	return strconv.Quote(s)
 }
 
-// redactedText stands for the password wherever a Config is shown.
-const redactedText = "xxxxx"
-
 // shownPassword is what a Config shows in place of its password.
 func (c Config) shownPassword() string {
 	if c.Password == "" {
 		return ""
 	}
-	return redactedText
+	return redact.Placeholder
 }
 
 // String returns the configuration as a postgres:// URL with the password replaced by
@@ -274,7 +273,7 @@ func (c Config) String() string {
 		u.Host = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	}
 	if c.Password != "" {
-		u.User = url.UserPassword(c.User, redactedText)
+		u.User = url.UserPassword(c.User, redact.Placeholder)
 	} else {
 		u.User = url.User(c.User)
 	}
@@ -355,7 +354,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(keyDatabase, c.Database),
 	}
 	if c.Password != "" {
-		attrs = append(attrs, slog.String(keyPassword, redactedText))
+		attrs = append(attrs, slog.String(keyPassword, redact.Placeholder))
 	}
 	attrs = append(attrs,
 		slog.String(keySSLMode, c.SSLMode),
@@ -384,7 +383,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		keyApplicationName:         c.ApplicationName,
 	}
 	if c.Password != "" {
-		m[keyPassword] = redactedText
+		m[keyPassword] = redact.Placeholder
 	}
 	for k, v := range map[string]string{keySSLRootCert: c.SSLRootCert, keySSLCert: c.SSLCert, keySSLKey: c.SSLKey} {
 		if v != "" {

@@ -84,37 +84,3 @@ func (e *ConnectError) Error() string {
 
 // Unwrap returns the last cause.
 func (e *ConnectError) Unwrap() error { return e.Err }
-
-// redactedError hides secrets in the message of the error it wraps; Unwrap still
-// reaches the original, so errors.Is and errors.As keep working.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactError returns err with every occurrence of the secrets removed from its
-// message. Secrets shorter than 3 bytes are left alone: hiding them would garble every
-// message without protecting anything.
-func redactError(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	red := redactString(msg, secrets...)
-	if red == msg {
-		return err
-	}
-	return &redactedError{msg: red, err: err}
-}
-
-func redactString(s string, secrets ...string) string {
-	for _, secret := range secrets {
-		if len(secret) >= 3 {
-			s = strings.ReplaceAll(s, secret, redactedText)
-		}
-	}
-	return s
-}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/uno-framework/uno/internal/redact"
 )
 
 // fieldKind says how a Config field is converted from its textual or map form.
@@ -252,8 +254,8 @@ func (b *builder) finish() (Config, error) {
 		return b.cfg, nil
 	}
 	for _, fe := range errs {
-		fe.Path = redactString(fe.Path, b.secrets...)
-		fe.Message = redactString(fe.Message, b.secrets...)
+		fe.Path = redact.String(fe.Path, b.secrets...)
+		fe.Message = redact.String(fe.Message, b.secrets...)
 	}
 	return Config{}, errs
 }

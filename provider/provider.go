@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/uno-framework/uno/internal/redact"
 	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/txmanager"
 )
@@ -107,13 +108,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 		if errors.As(err, &ce) {
 			cerr := &ConnectError{
 				Host: cfg.Host, Port: cfg.Port, Database: cfg.Database, User: cfg.User,
-				Attempts: ce.Attempts, Err: redactError(ce.Err, cfg.Password),
+				Attempts: ce.Attempts, Err: redact.Error(ce.Err, cfg.Password),
 			}
 			o.logger.LogAttrs(ctx, slog.LevelError, "provider: cannot connect to PostgreSQL",
 				slog.Any("config", cfg), slog.Int("attempts", ce.Attempts), slog.String("error", cerr.Err.Error()))
 			return nil, cerr
 		}
-		return nil, fmt.Errorf("provider: %w", redactError(err, cfg.Password))
+		return nil, fmt.Errorf("provider: %w", redact.Error(err, cfg.Password))
 	}
 	c := cfg
 	p := &Provider{
@@ -166,7 +167,7 @@ func (c Config) PgxPoolConfig() (*pgxpool.Config, error) {
 	}
 	pc, err := pgxpool.ParseConfig(dsn.String())
 	if err != nil {
-		return nil, fmt.Errorf("provider: build the pgx configuration: %w", redactError(err, c.Password))
+		return nil, fmt.Errorf("provider: build the pgx configuration: %w", redact.Error(err, c.Password))
 	}
 	cc := pc.ConnConfig
 	if c.Password != "" {
@@ -274,7 +275,7 @@ func (p *Provider) HealthCheck(ctx context.Context) error {
 
 func (p *Provider) healthError(err error) error {
 	return fmt.Errorf("provider: health check of PostgreSQL at %s:%d, database %s: %w",
-		p.cfg.Host, p.cfg.Port, strconv.Quote(p.cfg.Database), redactError(err, p.cfg.Password))
+		p.cfg.Host, p.cfg.Port, strconv.Quote(p.cfg.Database), redact.Error(err, p.cfg.Password))
 }
 
 // Close closes the database/sql view, stops the health monitor and closes the pool,
@@ -282,7 +283,7 @@ func (p *Provider) healthError(err error) error {
 func (p *Provider) Close() {
 	p.closeOnce.Do(func() {
 		if err := p.db.Close(); err != nil {
-			p.logger.Warn("provider: close the database/sql view", slog.String("error", redactError(err, p.cfg.Password).Error()))
+			p.logger.Warn("provider: close the database/sql view", slog.String("error", redact.Error(err, p.cfg.Password).Error()))
 		}
 		p.pool.Close()
 	})
