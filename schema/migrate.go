@@ -13,6 +13,8 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	entschema "entgo.io/ent/dialect/sql/schema"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	entmigrate "github.com/uno-framework/uno/ent/migrate"
 )
@@ -156,3 +158,20 @@ func (d *connDriver) Tx(ctx context.Context) (dialect.Tx, error) {
 
 // Close does nothing: Migrate closes the connection itself.
 func (d *connDriver) Close() error { return nil }
+
+// MigratePool runs [Migrate] on a database/sql view of pool, for code that holds a pgx
+// pool rather than a *provider.Provider. The view is closed afterwards; the pool stays
+// open.
+func MigratePool(ctx context.Context, pool *pgxpool.Pool, opts ...MigrateOption) error {
+	if pool == nil {
+		return ErrNoDatabase
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	return Migrate(ctx, poolDatabase{db}, opts...)
+}
+
+// poolDatabase is the Database of MigratePool.
+type poolDatabase struct{ db *sql.DB }
+
+func (d poolDatabase) DB() *sql.DB { return d.db }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/events"
 	"github.com/uno-framework/uno/schema"
@@ -31,9 +30,7 @@ func exampleSetup(ctx context.Context) (*pgxpool.Pool, *txmanager.Manager, *uow.
 	if err != nil {
 		panic(err)
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if err := schema.Migrate(ctx, sqlDB{db}); err != nil {
+	if err := schema.MigratePool(ctx, pool); err != nil {
 		panic(err)
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS deposits (account text, amount int8);

@@ -2,7 +2,6 @@ package uow_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,10 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-type sqlDB struct{ db *sql.DB }
-
-func (d sqlDB) DB() *sql.DB { return d.db }
 
 var migrateOnce sync.Once
 
@@ -40,9 +34,7 @@ func newEnv(t *testing.T) *env {
 	pool := pgtest.Pool(t)
 	var err error
 	migrateOnce.Do(func() {
-		db := stdlib.OpenDBFromPool(pool)
-		defer db.Close()
-		err = schema.Migrate(context.Background(), sqlDB{db})
+		err = schema.MigratePool(context.Background(), pool)
 		if err == nil {
 			_, err = pool.Exec(context.Background(), `CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)`)
 		}

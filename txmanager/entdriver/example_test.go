@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/ent"
 	"github.com/uno-framework/uno/schema"
@@ -37,11 +36,9 @@ func Example() {
 	}
 	defer pool.Close()
 
-	// Create or upgrade the tables, on the database/sql view of the same pool (a
-	// *provider.Provider is a schema.Database too).
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if err := schema.Migrate(ctx, sqlDatabase{db: db}); err != nil {
+	// Create or upgrade the tables, on the database/sql view of the same pool (with a
+	// *provider.Provider: schema.Migrate(ctx, p)).
+	if err := schema.MigratePool(ctx, pool); err != nil {
 		fmt.Println("migrate:", err)
 		return
 	}
@@ -109,9 +106,7 @@ func ExampleDriver_Tx() {
 		return
 	}
 	defer pool.Close()
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if err := schema.Migrate(ctx, sqlDatabase{db: db}); err != nil {
+	if err := schema.MigratePool(ctx, pool); err != nil {
 		fmt.Println("migrate:", err)
 		return
 	}

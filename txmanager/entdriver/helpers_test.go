@@ -2,7 +2,6 @@ package entdriver_test
 
 import (
 	"context"
-	"database/sql"
 	"net"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	"entgo.io/ent/dialect"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/ent"
@@ -20,17 +18,10 @@ import (
 	"github.com/uno-framework/uno/txmanager/entdriver"
 )
 
-// sqlDatabase is the smallest schema.Database: the database/sql view of a pgx pool.
-type sqlDatabase struct{ db *sql.DB }
-
-func (d sqlDatabase) DB() *sql.DB { return d.db }
-
 // migrate creates the tables in the package's database (idempotent).
 func migrate(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	require.NoError(t, schema.Migrate(context.Background(), sqlDatabase{db: db}))
+	require.NoError(t, schema.MigratePool(context.Background(), pool))
 }
 
 // env is what most tests need: a manager and an ent client on entdriver, and an
