@@ -20,11 +20,11 @@ type DeadLetter struct {
 	// ID of the ent.
 	// Identity of the dead letter.
 	ID int64 `json:"id,omitempty"`
-	// The row's id in uno_outbox.
+	// The id of the uno_outbox envelope that held the event.
 	OutboxID int64 `json:"outbox_id,omitempty"`
 	// The event's ID (the Watermill message UUID).
 	EventID uuid.UUID `json:"event_id,omitempty"`
-	// The row's partition.
+	// The partition of the envelope that held the event.
 	Partition int16 `json:"partition,omitempty"`
 	// Topic the event was to be published to.
 	Topic string `json:"topic,omitempty"`

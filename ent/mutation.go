@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/account"
 	"github.com/uno-framework/uno/ent/deadletter"
 	"github.com/uno-framework/uno/ent/inbox"
@@ -2274,15 +2275,14 @@ type OutboxMutation struct {
 	op              Op
 	typ             string
 	id              *int64
-	event_id        *uuid.UUID
 	partition       *int16
 	addpartition    *int16
-	topic           *string
-	key             *string
-	_type           *string
-	payload         *[]byte
-	metadata        *map[string]string
-	occurred_at     *time.Time
+	events          *[]byte
+	keys            *pq.StringArray
+	count           *int32
+	addcount        *int32
+	delivered       *int32
+	adddelivered    *int32
 	created_at      *time.Time
 	attempts        *int32
 	addattempts     *int32
@@ -2398,42 +2398,6 @@ func (m *OutboxMutation) IDs(ctx context.Context) ([]int64, error) {
 	}
 }
 
-// SetEventID sets the "event_id" field.
-func (m *OutboxMutation) SetEventID(u uuid.UUID) {
-	m.event_id = &u
-}
-
-// EventID returns the value of the "event_id" field in the mutation.
-func (m *OutboxMutation) EventID() (r uuid.UUID, exists bool) {
-	v := m.event_id
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldEventID returns the old "event_id" field's value of the Outbox entity.
-// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldEventID(ctx context.Context) (v uuid.UUID, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldEventID is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldEventID requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldEventID: %w", err)
-	}
-	return oldValue.EventID, nil
-}
-
-// ResetEventID resets all changes to the "event_id" field.
-func (m *OutboxMutation) ResetEventID() {
-	m.event_id = nil
-}
-
 // SetPartition sets the "partition" field.
 func (m *OutboxMutation) SetPartition(i int16) {
 	m.partition = &i
@@ -2490,220 +2454,188 @@ func (m *OutboxMutation) ResetPartition() {
 	m.addpartition = nil
 }
 
-// SetTopic sets the "topic" field.
-func (m *OutboxMutation) SetTopic(s string) {
-	m.topic = &s
+// SetEvents sets the "events" field.
+func (m *OutboxMutation) SetEvents(b []byte) {
+	m.events = &b
 }
 
-// Topic returns the value of the "topic" field in the mutation.
-func (m *OutboxMutation) Topic() (r string, exists bool) {
-	v := m.topic
+// Events returns the value of the "events" field in the mutation.
+func (m *OutboxMutation) Events() (r []byte, exists bool) {
+	v := m.events
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldTopic returns the old "topic" field's value of the Outbox entity.
+// OldEvents returns the old "events" field's value of the Outbox entity.
 // If the Outbox object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldTopic(ctx context.Context) (v string, err error) {
+func (m *OutboxMutation) OldEvents(ctx context.Context) (v []byte, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldTopic is only allowed on UpdateOne operations")
+		return v, errors.New("OldEvents is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldTopic requires an ID field in the mutation")
+		return v, errors.New("OldEvents requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldTopic: %w", err)
+		return v, fmt.Errorf("querying old value for OldEvents: %w", err)
 	}
-	return oldValue.Topic, nil
+	return oldValue.Events, nil
 }
 
-// ResetTopic resets all changes to the "topic" field.
-func (m *OutboxMutation) ResetTopic() {
-	m.topic = nil
+// ResetEvents resets all changes to the "events" field.
+func (m *OutboxMutation) ResetEvents() {
+	m.events = nil
 }
 
-// SetKey sets the "key" field.
-func (m *OutboxMutation) SetKey(s string) {
-	m.key = &s
+// SetKeys sets the "keys" field.
+func (m *OutboxMutation) SetKeys(pa pq.StringArray) {
+	m.keys = &pa
 }
 
-// Key returns the value of the "key" field in the mutation.
-func (m *OutboxMutation) Key() (r string, exists bool) {
-	v := m.key
+// Keys returns the value of the "keys" field in the mutation.
+func (m *OutboxMutation) Keys() (r pq.StringArray, exists bool) {
+	v := m.keys
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldKey returns the old "key" field's value of the Outbox entity.
+// OldKeys returns the old "keys" field's value of the Outbox entity.
 // If the Outbox object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldKey(ctx context.Context) (v string, err error) {
+func (m *OutboxMutation) OldKeys(ctx context.Context) (v pq.StringArray, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+		return v, errors.New("OldKeys is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldKey requires an ID field in the mutation")
+		return v, errors.New("OldKeys requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+		return v, fmt.Errorf("querying old value for OldKeys: %w", err)
 	}
-	return oldValue.Key, nil
+	return oldValue.Keys, nil
 }
 
-// ResetKey resets all changes to the "key" field.
-func (m *OutboxMutation) ResetKey() {
-	m.key = nil
+// ResetKeys resets all changes to the "keys" field.
+func (m *OutboxMutation) ResetKeys() {
+	m.keys = nil
 }
 
-// SetType sets the "type" field.
-func (m *OutboxMutation) SetType(s string) {
-	m._type = &s
+// SetCount sets the "count" field.
+func (m *OutboxMutation) SetCount(i int32) {
+	m.count = &i
+	m.addcount = nil
 }
 
-// GetType returns the value of the "type" field in the mutation.
-func (m *OutboxMutation) GetType() (r string, exists bool) {
-	v := m._type
+// Count returns the value of the "count" field in the mutation.
+func (m *OutboxMutation) Count() (r int32, exists bool) {
+	v := m.count
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldType returns the old "type" field's value of the Outbox entity.
+// OldCount returns the old "count" field's value of the Outbox entity.
 // If the Outbox object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldType(ctx context.Context) (v string, err error) {
+func (m *OutboxMutation) OldCount(ctx context.Context) (v int32, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldType is only allowed on UpdateOne operations")
+		return v, errors.New("OldCount is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldType requires an ID field in the mutation")
+		return v, errors.New("OldCount requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldType: %w", err)
+		return v, fmt.Errorf("querying old value for OldCount: %w", err)
 	}
-	return oldValue.Type, nil
+	return oldValue.Count, nil
 }
 
-// ResetType resets all changes to the "type" field.
-func (m *OutboxMutation) ResetType() {
-	m._type = nil
+// AddCount adds i to the "count" field.
+func (m *OutboxMutation) AddCount(i int32) {
+	if m.addcount != nil {
+		*m.addcount += i
+	} else {
+		m.addcount = &i
+	}
 }
 
-// SetPayload sets the "payload" field.
-func (m *OutboxMutation) SetPayload(b []byte) {
-	m.payload = &b
-}
-
-// Payload returns the value of the "payload" field in the mutation.
-func (m *OutboxMutation) Payload() (r []byte, exists bool) {
-	v := m.payload
+// AddedCount returns the value that was added to the "count" field in this mutation.
+func (m *OutboxMutation) AddedCount() (r int32, exists bool) {
+	v := m.addcount
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldPayload returns the old "payload" field's value of the Outbox entity.
-// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldPayload(ctx context.Context) (v []byte, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldPayload is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldPayload requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldPayload: %w", err)
-	}
-	return oldValue.Payload, nil
+// ResetCount resets all changes to the "count" field.
+func (m *OutboxMutation) ResetCount() {
+	m.count = nil
+	m.addcount = nil
 }
 
-// ResetPayload resets all changes to the "payload" field.
-func (m *OutboxMutation) ResetPayload() {
-	m.payload = nil
+// SetDelivered sets the "delivered" field.
+func (m *OutboxMutation) SetDelivered(i int32) {
+	m.delivered = &i
+	m.adddelivered = nil
 }
 
-// SetMetadata sets the "metadata" field.
-func (m *OutboxMutation) SetMetadata(value map[string]string) {
-	m.metadata = &value
-}
-
-// Metadata returns the value of the "metadata" field in the mutation.
-func (m *OutboxMutation) Metadata() (r map[string]string, exists bool) {
-	v := m.metadata
+// Delivered returns the value of the "delivered" field in the mutation.
+func (m *OutboxMutation) Delivered() (r int32, exists bool) {
+	v := m.delivered
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldMetadata returns the old "metadata" field's value of the Outbox entity.
+// OldDelivered returns the old "delivered" field's value of the Outbox entity.
 // If the Outbox object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldMetadata(ctx context.Context) (v map[string]string, err error) {
+func (m *OutboxMutation) OldDelivered(ctx context.Context) (v int32, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldMetadata is only allowed on UpdateOne operations")
+		return v, errors.New("OldDelivered is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldMetadata requires an ID field in the mutation")
+		return v, errors.New("OldDelivered requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldMetadata: %w", err)
+		return v, fmt.Errorf("querying old value for OldDelivered: %w", err)
 	}
-	return oldValue.Metadata, nil
+	return oldValue.Delivered, nil
 }
 
-// ResetMetadata resets all changes to the "metadata" field.
-func (m *OutboxMutation) ResetMetadata() {
-	m.metadata = nil
+// AddDelivered adds i to the "delivered" field.
+func (m *OutboxMutation) AddDelivered(i int32) {
+	if m.adddelivered != nil {
+		*m.adddelivered += i
+	} else {
+		m.adddelivered = &i
+	}
 }
 
-// SetOccurredAt sets the "occurred_at" field.
-func (m *OutboxMutation) SetOccurredAt(t time.Time) {
-	m.occurred_at = &t
-}
-
-// OccurredAt returns the value of the "occurred_at" field in the mutation.
-func (m *OutboxMutation) OccurredAt() (r time.Time, exists bool) {
-	v := m.occurred_at
+// AddedDelivered returns the value that was added to the "delivered" field in this mutation.
+func (m *OutboxMutation) AddedDelivered() (r int32, exists bool) {
+	v := m.adddelivered
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldOccurredAt returns the old "occurred_at" field's value of the Outbox entity.
-// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldOccurredAt(ctx context.Context) (v time.Time, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldOccurredAt is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldOccurredAt requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldOccurredAt: %w", err)
-	}
-	return oldValue.OccurredAt, nil
-}
-
-// ResetOccurredAt resets all changes to the "occurred_at" field.
-func (m *OutboxMutation) ResetOccurredAt() {
-	m.occurred_at = nil
+// ResetDelivered resets all changes to the "delivered" field.
+func (m *OutboxMutation) ResetDelivered() {
+	m.delivered = nil
+	m.adddelivered = nil
 }
 
 // SetCreatedAt sets the "created_at" field.
@@ -2930,30 +2862,21 @@ func (m *OutboxMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OutboxMutation) Fields() []string {
-	fields := make([]string, 0, 12)
-	if m.event_id != nil {
-		fields = append(fields, outbox.FieldEventID)
-	}
+	fields := make([]string, 0, 9)
 	if m.partition != nil {
 		fields = append(fields, outbox.FieldPartition)
 	}
-	if m.topic != nil {
-		fields = append(fields, outbox.FieldTopic)
+	if m.events != nil {
+		fields = append(fields, outbox.FieldEvents)
 	}
-	if m.key != nil {
-		fields = append(fields, outbox.FieldKey)
+	if m.keys != nil {
+		fields = append(fields, outbox.FieldKeys)
 	}
-	if m._type != nil {
-		fields = append(fields, outbox.FieldType)
+	if m.count != nil {
+		fields = append(fields, outbox.FieldCount)
 	}
-	if m.payload != nil {
-		fields = append(fields, outbox.FieldPayload)
-	}
-	if m.metadata != nil {
-		fields = append(fields, outbox.FieldMetadata)
-	}
-	if m.occurred_at != nil {
-		fields = append(fields, outbox.FieldOccurredAt)
+	if m.delivered != nil {
+		fields = append(fields, outbox.FieldDelivered)
 	}
 	if m.created_at != nil {
 		fields = append(fields, outbox.FieldCreatedAt)
@@ -2975,22 +2898,16 @@ func (m *OutboxMutation) Fields() []string {
 // schema.
 func (m *OutboxMutation) Field(name string) (ent.Value, bool) {
 	switch name {
-	case outbox.FieldEventID:
-		return m.EventID()
 	case outbox.FieldPartition:
 		return m.Partition()
-	case outbox.FieldTopic:
-		return m.Topic()
-	case outbox.FieldKey:
-		return m.Key()
-	case outbox.FieldType:
-		return m.GetType()
-	case outbox.FieldPayload:
-		return m.Payload()
-	case outbox.FieldMetadata:
-		return m.Metadata()
-	case outbox.FieldOccurredAt:
-		return m.OccurredAt()
+	case outbox.FieldEvents:
+		return m.Events()
+	case outbox.FieldKeys:
+		return m.Keys()
+	case outbox.FieldCount:
+		return m.Count()
+	case outbox.FieldDelivered:
+		return m.Delivered()
 	case outbox.FieldCreatedAt:
 		return m.CreatedAt()
 	case outbox.FieldAttempts:
@@ -3008,22 +2925,16 @@ func (m *OutboxMutation) Field(name string) (ent.Value, bool) {
 // database failed.
 func (m *OutboxMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
 	switch name {
-	case outbox.FieldEventID:
-		return m.OldEventID(ctx)
 	case outbox.FieldPartition:
 		return m.OldPartition(ctx)
-	case outbox.FieldTopic:
-		return m.OldTopic(ctx)
-	case outbox.FieldKey:
-		return m.OldKey(ctx)
-	case outbox.FieldType:
-		return m.OldType(ctx)
-	case outbox.FieldPayload:
-		return m.OldPayload(ctx)
-	case outbox.FieldMetadata:
-		return m.OldMetadata(ctx)
-	case outbox.FieldOccurredAt:
-		return m.OldOccurredAt(ctx)
+	case outbox.FieldEvents:
+		return m.OldEvents(ctx)
+	case outbox.FieldKeys:
+		return m.OldKeys(ctx)
+	case outbox.FieldCount:
+		return m.OldCount(ctx)
+	case outbox.FieldDelivered:
+		return m.OldDelivered(ctx)
 	case outbox.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case outbox.FieldAttempts:
@@ -3041,13 +2952,6 @@ func (m *OutboxMutation) OldField(ctx context.Context, name string) (ent.Value, 
 // type.
 func (m *OutboxMutation) SetField(name string, value ent.Value) error {
 	switch name {
-	case outbox.FieldEventID:
-		v, ok := value.(uuid.UUID)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetEventID(v)
-		return nil
 	case outbox.FieldPartition:
 		v, ok := value.(int16)
 		if !ok {
@@ -3055,47 +2959,33 @@ func (m *OutboxMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPartition(v)
 		return nil
-	case outbox.FieldTopic:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetTopic(v)
-		return nil
-	case outbox.FieldKey:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetKey(v)
-		return nil
-	case outbox.FieldType:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetType(v)
-		return nil
-	case outbox.FieldPayload:
+	case outbox.FieldEvents:
 		v, ok := value.([]byte)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetPayload(v)
+		m.SetEvents(v)
 		return nil
-	case outbox.FieldMetadata:
-		v, ok := value.(map[string]string)
+	case outbox.FieldKeys:
+		v, ok := value.(pq.StringArray)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetMetadata(v)
+		m.SetKeys(v)
 		return nil
-	case outbox.FieldOccurredAt:
-		v, ok := value.(time.Time)
+	case outbox.FieldCount:
+		v, ok := value.(int32)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetOccurredAt(v)
+		m.SetCount(v)
+		return nil
+	case outbox.FieldDelivered:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDelivered(v)
 		return nil
 	case outbox.FieldCreatedAt:
 		v, ok := value.(time.Time)
@@ -3136,6 +3026,12 @@ func (m *OutboxMutation) AddedFields() []string {
 	if m.addpartition != nil {
 		fields = append(fields, outbox.FieldPartition)
 	}
+	if m.addcount != nil {
+		fields = append(fields, outbox.FieldCount)
+	}
+	if m.adddelivered != nil {
+		fields = append(fields, outbox.FieldDelivered)
+	}
 	if m.addattempts != nil {
 		fields = append(fields, outbox.FieldAttempts)
 	}
@@ -3149,6 +3045,10 @@ func (m *OutboxMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case outbox.FieldPartition:
 		return m.AddedPartition()
+	case outbox.FieldCount:
+		return m.AddedCount()
+	case outbox.FieldDelivered:
+		return m.AddedDelivered()
 	case outbox.FieldAttempts:
 		return m.AddedAttempts()
 	}
@@ -3166,6 +3066,20 @@ func (m *OutboxMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddPartition(v)
+		return nil
+	case outbox.FieldCount:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCount(v)
+		return nil
+	case outbox.FieldDelivered:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDelivered(v)
 		return nil
 	case outbox.FieldAttempts:
 		v, ok := value.(int32)
@@ -3216,29 +3130,20 @@ func (m *OutboxMutation) ClearField(name string) error {
 // It returns an error if the field is not defined in the schema.
 func (m *OutboxMutation) ResetField(name string) error {
 	switch name {
-	case outbox.FieldEventID:
-		m.ResetEventID()
-		return nil
 	case outbox.FieldPartition:
 		m.ResetPartition()
 		return nil
-	case outbox.FieldTopic:
-		m.ResetTopic()
+	case outbox.FieldEvents:
+		m.ResetEvents()
 		return nil
-	case outbox.FieldKey:
-		m.ResetKey()
+	case outbox.FieldKeys:
+		m.ResetKeys()
 		return nil
-	case outbox.FieldType:
-		m.ResetType()
+	case outbox.FieldCount:
+		m.ResetCount()
 		return nil
-	case outbox.FieldPayload:
-		m.ResetPayload()
-		return nil
-	case outbox.FieldMetadata:
-		m.ResetMetadata()
-		return nil
-	case outbox.FieldOccurredAt:
-		m.ResetOccurredAt()
+	case outbox.FieldDelivered:
+		m.ResetDelivered()
 		return nil
 	case outbox.FieldCreatedAt:
 		m.ResetCreatedAt()

@@ -3,14 +3,13 @@
 package ent
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/outbox"
 )
 
@@ -18,29 +17,23 @@ import (
 type Outbox struct {
 	config `json:"-"`
 	// ID of the ent.
-	// Identity drawn when the emitting transaction commits; orders the rows of a partition.
+	// Identity drawn when the emitting transaction commits; orders the envelopes of a partition.
 	ID int64 `json:"id,omitempty"`
-	// The event's ID; the Watermill message UUID.
-	EventID uuid.UUID `json:"event_id,omitempty"`
-	// FNV-1a hash of the key (of the event ID when the key is empty) modulo events.Partitions; a relay owns a partition through a lease.
+	// FNV-1a hash of the events' key modulo events.Partitions (events without key join the envelope of their transaction's first event); a relay owns a partition through a lease.
 	Partition int16 `json:"partition,omitempty"`
-	// Topic the event is published to.
-	Topic string `json:"topic,omitempty"`
-	// Ordering key (the aggregate ID); events of one key are published in id order. Empty: unordered.
-	Key string `json:"key,omitempty"`
-	// Optional event type name.
-	Type string `json:"type,omitempty"`
-	// The marshaled payload, published as the message payload.
-	Payload []byte `json:"payload,omitempty"`
-	// The event's metadata, copied into the message metadata.
-	Metadata map[string]string `json:"metadata,omitempty"`
-	// When the event occurred (set by the application).
-	OccurredAt time.Time `json:"occurred_at,omitempty"`
+	// The envelope: the events, in emission order, in the events package's versioned binary format (events.DecodeEnvelope).
+	Events []byte `json:"events,omitempty"`
+	// The distinct keys of the events still to publish ("" for events without key): while the envelope waits for a retry, later envelopes' events of these keys wait too.
+	Keys pq.StringArray `json:"keys,omitempty"`
+	// Number of events in the envelope.
+	Count int32 `json:"count,omitempty"`
+	// Number of the envelope's first events already published (or dead-lettered).
+	Delivered int32 `json:"delivered,omitempty"`
 	// When the emitting transaction started.
 	CreatedAt time.Time `json:"created_at,omitempty"`
-	// Failed publish attempts so far.
+	// Failed publish attempts of the envelope's first undelivered event(s) so far.
 	Attempts int32 `json:"attempts,omitempty"`
-	// Set after a failed attempt: the row (and the later rows of its key) wait until then.
+	// Set after a failed attempt: the envelope (and the later events of its keys) wait until then.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// The error of the last failed attempt.
 	LastError    *string `json:"last_error,omitempty"`
@@ -52,16 +45,16 @@ func (*Outbox) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case outbox.FieldPayload, outbox.FieldMetadata:
+		case outbox.FieldEvents:
 			values[i] = new([]byte)
-		case outbox.FieldID, outbox.FieldPartition, outbox.FieldAttempts:
+		case outbox.FieldKeys:
+			values[i] = new(pq.StringArray)
+		case outbox.FieldID, outbox.FieldPartition, outbox.FieldCount, outbox.FieldDelivered, outbox.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case outbox.FieldTopic, outbox.FieldKey, outbox.FieldType, outbox.FieldLastError:
+		case outbox.FieldLastError:
 			values[i] = new(sql.NullString)
-		case outbox.FieldOccurredAt, outbox.FieldCreatedAt, outbox.FieldNextAttemptAt:
+		case outbox.FieldCreatedAt, outbox.FieldNextAttemptAt:
 			values[i] = new(sql.NullTime)
-		case outbox.FieldEventID:
-			values[i] = new(uuid.UUID)
 		default:
 			values[i] = new(sql.UnknownType)
 		}
@@ -83,55 +76,35 @@ func (_m *Outbox) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field id", value)
 			}
 			_m.ID = int64(value.Int64)
-		case outbox.FieldEventID:
-			if value, ok := values[i].(*uuid.UUID); !ok {
-				return fmt.Errorf("unexpected type %T for field event_id", values[i])
-			} else if value != nil {
-				_m.EventID = *value
-			}
 		case outbox.FieldPartition:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field partition", values[i])
 			} else if value.Valid {
 				_m.Partition = int16(value.Int64)
 			}
-		case outbox.FieldTopic:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field topic", values[i])
-			} else if value.Valid {
-				_m.Topic = value.String
-			}
-		case outbox.FieldKey:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field key", values[i])
-			} else if value.Valid {
-				_m.Key = value.String
-			}
-		case outbox.FieldType:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field type", values[i])
-			} else if value.Valid {
-				_m.Type = value.String
-			}
-		case outbox.FieldPayload:
+		case outbox.FieldEvents:
 			if value, ok := values[i].(*[]byte); !ok {
-				return fmt.Errorf("unexpected type %T for field payload", values[i])
+				return fmt.Errorf("unexpected type %T for field events", values[i])
 			} else if value != nil {
-				_m.Payload = *value
+				_m.Events = *value
 			}
-		case outbox.FieldMetadata:
-			if value, ok := values[i].(*[]byte); !ok {
-				return fmt.Errorf("unexpected type %T for field metadata", values[i])
-			} else if value != nil && len(*value) > 0 {
-				if err := json.Unmarshal(*value, &_m.Metadata); err != nil {
-					return fmt.Errorf("unmarshal field metadata: %w", err)
-				}
+		case outbox.FieldKeys:
+			if value, ok := values[i].(*pq.StringArray); !ok {
+				return fmt.Errorf("unexpected type %T for field keys", values[i])
+			} else if value != nil {
+				_m.Keys = *value
 			}
-		case outbox.FieldOccurredAt:
-			if value, ok := values[i].(*sql.NullTime); !ok {
-				return fmt.Errorf("unexpected type %T for field occurred_at", values[i])
+		case outbox.FieldCount:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field count", values[i])
 			} else if value.Valid {
-				_m.OccurredAt = value.Time
+				_m.Count = int32(value.Int64)
+			}
+		case outbox.FieldDelivered:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field delivered", values[i])
+			} else if value.Valid {
+				_m.Delivered = int32(value.Int64)
 			}
 		case outbox.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -195,29 +168,20 @@ func (_m *Outbox) String() string {
 	var builder strings.Builder
 	builder.WriteString("Outbox(")
 	builder.WriteString(fmt.Sprintf("id=%v, ", _m.ID))
-	builder.WriteString("event_id=")
-	builder.WriteString(fmt.Sprintf("%v", _m.EventID))
-	builder.WriteString(", ")
 	builder.WriteString("partition=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Partition))
 	builder.WriteString(", ")
-	builder.WriteString("topic=")
-	builder.WriteString(_m.Topic)
+	builder.WriteString("events=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Events))
 	builder.WriteString(", ")
-	builder.WriteString("key=")
-	builder.WriteString(_m.Key)
+	builder.WriteString("keys=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Keys))
 	builder.WriteString(", ")
-	builder.WriteString("type=")
-	builder.WriteString(_m.Type)
+	builder.WriteString("count=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Count))
 	builder.WriteString(", ")
-	builder.WriteString("payload=")
-	builder.WriteString(fmt.Sprintf("%v", _m.Payload))
-	builder.WriteString(", ")
-	builder.WriteString("metadata=")
-	builder.WriteString(fmt.Sprintf("%v", _m.Metadata))
-	builder.WriteString(", ")
-	builder.WriteString("occurred_at=")
-	builder.WriteString(_m.OccurredAt.Format(time.ANSIC))
+	builder.WriteString("delivered=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Delivered))
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

@@ -11,7 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/outbox"
 )
 
@@ -23,51 +23,33 @@ type OutboxCreate struct {
 	conflict []sql.ConflictOption
 }
 
-// SetEventID sets the "event_id" field.
-func (_c *OutboxCreate) SetEventID(v uuid.UUID) *OutboxCreate {
-	_c.mutation.SetEventID(v)
-	return _c
-}
-
 // SetPartition sets the "partition" field.
 func (_c *OutboxCreate) SetPartition(v int16) *OutboxCreate {
 	_c.mutation.SetPartition(v)
 	return _c
 }
 
-// SetTopic sets the "topic" field.
-func (_c *OutboxCreate) SetTopic(v string) *OutboxCreate {
-	_c.mutation.SetTopic(v)
+// SetEvents sets the "events" field.
+func (_c *OutboxCreate) SetEvents(v []byte) *OutboxCreate {
+	_c.mutation.SetEvents(v)
 	return _c
 }
 
-// SetKey sets the "key" field.
-func (_c *OutboxCreate) SetKey(v string) *OutboxCreate {
-	_c.mutation.SetKey(v)
+// SetKeys sets the "keys" field.
+func (_c *OutboxCreate) SetKeys(v pq.StringArray) *OutboxCreate {
+	_c.mutation.SetKeys(v)
 	return _c
 }
 
-// SetType sets the "type" field.
-func (_c *OutboxCreate) SetType(v string) *OutboxCreate {
-	_c.mutation.SetType(v)
+// SetCount sets the "count" field.
+func (_c *OutboxCreate) SetCount(v int32) *OutboxCreate {
+	_c.mutation.SetCount(v)
 	return _c
 }
 
-// SetPayload sets the "payload" field.
-func (_c *OutboxCreate) SetPayload(v []byte) *OutboxCreate {
-	_c.mutation.SetPayload(v)
-	return _c
-}
-
-// SetMetadata sets the "metadata" field.
-func (_c *OutboxCreate) SetMetadata(v map[string]string) *OutboxCreate {
-	_c.mutation.SetMetadata(v)
-	return _c
-}
-
-// SetOccurredAt sets the "occurred_at" field.
-func (_c *OutboxCreate) SetOccurredAt(v time.Time) *OutboxCreate {
-	_c.mutation.SetOccurredAt(v)
+// SetDelivered sets the "delivered" field.
+func (_c *OutboxCreate) SetDelivered(v int32) *OutboxCreate {
+	_c.mutation.SetDelivered(v)
 	return _c
 }
 
@@ -151,29 +133,17 @@ func (_c *OutboxCreate) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_c *OutboxCreate) check() error {
-	if _, ok := _c.mutation.EventID(); !ok {
-		return &ValidationError{Name: "event_id", err: errors.New(`ent: missing required field "Outbox.event_id"`)}
-	}
 	if _, ok := _c.mutation.Partition(); !ok {
 		return &ValidationError{Name: "partition", err: errors.New(`ent: missing required field "Outbox.partition"`)}
 	}
-	if _, ok := _c.mutation.Topic(); !ok {
-		return &ValidationError{Name: "topic", err: errors.New(`ent: missing required field "Outbox.topic"`)}
+	if _, ok := _c.mutation.Events(); !ok {
+		return &ValidationError{Name: "events", err: errors.New(`ent: missing required field "Outbox.events"`)}
 	}
-	if _, ok := _c.mutation.Key(); !ok {
-		return &ValidationError{Name: "key", err: errors.New(`ent: missing required field "Outbox.key"`)}
+	if _, ok := _c.mutation.Keys(); !ok {
+		return &ValidationError{Name: "keys", err: errors.New(`ent: missing required field "Outbox.keys"`)}
 	}
-	if _, ok := _c.mutation.GetType(); !ok {
-		return &ValidationError{Name: "type", err: errors.New(`ent: missing required field "Outbox.type"`)}
-	}
-	if _, ok := _c.mutation.Payload(); !ok {
-		return &ValidationError{Name: "payload", err: errors.New(`ent: missing required field "Outbox.payload"`)}
-	}
-	if _, ok := _c.mutation.Metadata(); !ok {
-		return &ValidationError{Name: "metadata", err: errors.New(`ent: missing required field "Outbox.metadata"`)}
-	}
-	if _, ok := _c.mutation.OccurredAt(); !ok {
-		return &ValidationError{Name: "occurred_at", err: errors.New(`ent: missing required field "Outbox.occurred_at"`)}
+	if _, ok := _c.mutation.Count(); !ok {
+		return &ValidationError{Name: "count", err: errors.New(`ent: missing required field "Outbox.count"`)}
 	}
 	return nil
 }
@@ -208,37 +178,25 @@ func (_c *OutboxCreate) createSpec() (*Outbox, *sqlgraph.CreateSpec) {
 		_node.ID = id
 		_spec.ID.Value = id
 	}
-	if value, ok := _c.mutation.EventID(); ok {
-		_spec.SetField(outbox.FieldEventID, field.TypeUUID, value)
-		_node.EventID = value
-	}
 	if value, ok := _c.mutation.Partition(); ok {
 		_spec.SetField(outbox.FieldPartition, field.TypeInt16, value)
 		_node.Partition = value
 	}
-	if value, ok := _c.mutation.Topic(); ok {
-		_spec.SetField(outbox.FieldTopic, field.TypeString, value)
-		_node.Topic = value
+	if value, ok := _c.mutation.Events(); ok {
+		_spec.SetField(outbox.FieldEvents, field.TypeBytes, value)
+		_node.Events = value
 	}
-	if value, ok := _c.mutation.Key(); ok {
-		_spec.SetField(outbox.FieldKey, field.TypeString, value)
-		_node.Key = value
+	if value, ok := _c.mutation.Keys(); ok {
+		_spec.SetField(outbox.FieldKeys, field.TypeOther, value)
+		_node.Keys = value
 	}
-	if value, ok := _c.mutation.GetType(); ok {
-		_spec.SetField(outbox.FieldType, field.TypeString, value)
-		_node.Type = value
+	if value, ok := _c.mutation.Count(); ok {
+		_spec.SetField(outbox.FieldCount, field.TypeInt32, value)
+		_node.Count = value
 	}
-	if value, ok := _c.mutation.Payload(); ok {
-		_spec.SetField(outbox.FieldPayload, field.TypeBytes, value)
-		_node.Payload = value
-	}
-	if value, ok := _c.mutation.Metadata(); ok {
-		_spec.SetField(outbox.FieldMetadata, field.TypeJSON, value)
-		_node.Metadata = value
-	}
-	if value, ok := _c.mutation.OccurredAt(); ok {
-		_spec.SetField(outbox.FieldOccurredAt, field.TypeTime, value)
-		_node.OccurredAt = value
+	if value, ok := _c.mutation.Delivered(); ok {
+		_spec.SetField(outbox.FieldDelivered, field.TypeInt32, value)
+		_node.Delivered = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(outbox.FieldCreatedAt, field.TypeTime, value)
@@ -263,7 +221,7 @@ func (_c *OutboxCreate) createSpec() (*Outbox, *sqlgraph.CreateSpec) {
 // of the `INSERT` statement. For example:
 //
 //	client.Outbox.Create().
-//		SetEventID(v).
+//		SetPartition(v).
 //		OnConflict(
 //			// Update the row with the new values
 //			// the was proposed for insertion.
@@ -272,7 +230,7 @@ func (_c *OutboxCreate) createSpec() (*Outbox, *sqlgraph.CreateSpec) {
 //		// Override some of the fields with custom
 //		// update values.
 //		Update(func(u *ent.OutboxUpsert) {
-//			SetEventID(v+v).
+//			SetPartition(v+v).
 //		}).
 //		Exec(ctx)
 func (_c *OutboxCreate) OnConflict(opts ...sql.ConflictOption) *OutboxUpsertOne {
@@ -307,6 +265,66 @@ type (
 		*sql.UpdateSet
 	}
 )
+
+// SetEvents sets the "events" field.
+func (u *OutboxUpsert) SetEvents(v []byte) *OutboxUpsert {
+	u.Set(outbox.FieldEvents, v)
+	return u
+}
+
+// UpdateEvents sets the "events" field to the value that was provided on create.
+func (u *OutboxUpsert) UpdateEvents() *OutboxUpsert {
+	u.SetExcluded(outbox.FieldEvents)
+	return u
+}
+
+// SetKeys sets the "keys" field.
+func (u *OutboxUpsert) SetKeys(v pq.StringArray) *OutboxUpsert {
+	u.Set(outbox.FieldKeys, v)
+	return u
+}
+
+// UpdateKeys sets the "keys" field to the value that was provided on create.
+func (u *OutboxUpsert) UpdateKeys() *OutboxUpsert {
+	u.SetExcluded(outbox.FieldKeys)
+	return u
+}
+
+// SetCount sets the "count" field.
+func (u *OutboxUpsert) SetCount(v int32) *OutboxUpsert {
+	u.Set(outbox.FieldCount, v)
+	return u
+}
+
+// UpdateCount sets the "count" field to the value that was provided on create.
+func (u *OutboxUpsert) UpdateCount() *OutboxUpsert {
+	u.SetExcluded(outbox.FieldCount)
+	return u
+}
+
+// AddCount adds v to the "count" field.
+func (u *OutboxUpsert) AddCount(v int32) *OutboxUpsert {
+	u.Add(outbox.FieldCount, v)
+	return u
+}
+
+// SetDelivered sets the "delivered" field.
+func (u *OutboxUpsert) SetDelivered(v int32) *OutboxUpsert {
+	u.Set(outbox.FieldDelivered, v)
+	return u
+}
+
+// UpdateDelivered sets the "delivered" field to the value that was provided on create.
+func (u *OutboxUpsert) UpdateDelivered() *OutboxUpsert {
+	u.SetExcluded(outbox.FieldDelivered)
+	return u
+}
+
+// AddDelivered adds v to the "delivered" field.
+func (u *OutboxUpsert) AddDelivered(v int32) *OutboxUpsert {
+	u.Add(outbox.FieldDelivered, v)
+	return u
+}
 
 // SetAttempts sets the "attempts" field.
 func (u *OutboxUpsert) SetAttempts(v int32) *OutboxUpsert {
@@ -379,29 +397,8 @@ func (u *OutboxUpsertOne) UpdateNewValues() *OutboxUpsertOne {
 		if _, exists := u.create.mutation.ID(); exists {
 			s.SetIgnore(outbox.FieldID)
 		}
-		if _, exists := u.create.mutation.EventID(); exists {
-			s.SetIgnore(outbox.FieldEventID)
-		}
 		if _, exists := u.create.mutation.Partition(); exists {
 			s.SetIgnore(outbox.FieldPartition)
-		}
-		if _, exists := u.create.mutation.Topic(); exists {
-			s.SetIgnore(outbox.FieldTopic)
-		}
-		if _, exists := u.create.mutation.Key(); exists {
-			s.SetIgnore(outbox.FieldKey)
-		}
-		if _, exists := u.create.mutation.GetType(); exists {
-			s.SetIgnore(outbox.FieldType)
-		}
-		if _, exists := u.create.mutation.Payload(); exists {
-			s.SetIgnore(outbox.FieldPayload)
-		}
-		if _, exists := u.create.mutation.Metadata(); exists {
-			s.SetIgnore(outbox.FieldMetadata)
-		}
-		if _, exists := u.create.mutation.OccurredAt(); exists {
-			s.SetIgnore(outbox.FieldOccurredAt)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(outbox.FieldCreatedAt)
@@ -435,6 +432,76 @@ func (u *OutboxUpsertOne) Update(set func(*OutboxUpsert)) *OutboxUpsertOne {
 		set(&OutboxUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetEvents sets the "events" field.
+func (u *OutboxUpsertOne) SetEvents(v []byte) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetEvents(v)
+	})
+}
+
+// UpdateEvents sets the "events" field to the value that was provided on create.
+func (u *OutboxUpsertOne) UpdateEvents() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateEvents()
+	})
+}
+
+// SetKeys sets the "keys" field.
+func (u *OutboxUpsertOne) SetKeys(v pq.StringArray) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetKeys(v)
+	})
+}
+
+// UpdateKeys sets the "keys" field to the value that was provided on create.
+func (u *OutboxUpsertOne) UpdateKeys() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateKeys()
+	})
+}
+
+// SetCount sets the "count" field.
+func (u *OutboxUpsertOne) SetCount(v int32) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetCount(v)
+	})
+}
+
+// AddCount adds v to the "count" field.
+func (u *OutboxUpsertOne) AddCount(v int32) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.AddCount(v)
+	})
+}
+
+// UpdateCount sets the "count" field to the value that was provided on create.
+func (u *OutboxUpsertOne) UpdateCount() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateCount()
+	})
+}
+
+// SetDelivered sets the "delivered" field.
+func (u *OutboxUpsertOne) SetDelivered(v int32) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetDelivered(v)
+	})
+}
+
+// AddDelivered adds v to the "delivered" field.
+func (u *OutboxUpsertOne) AddDelivered(v int32) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.AddDelivered(v)
+	})
+}
+
+// UpdateDelivered sets the "delivered" field to the value that was provided on create.
+func (u *OutboxUpsertOne) UpdateDelivered() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateDelivered()
+	})
 }
 
 // SetAttempts sets the "attempts" field.
@@ -634,7 +701,7 @@ func (_c *OutboxCreateBulk) ExecX(ctx context.Context) {
 //		// Override some of the fields with custom
 //		// update values.
 //		Update(func(u *ent.OutboxUpsert) {
-//			SetEventID(v+v).
+//			SetPartition(v+v).
 //		}).
 //		Exec(ctx)
 func (_c *OutboxCreateBulk) OnConflict(opts ...sql.ConflictOption) *OutboxUpsertBulk {
@@ -681,29 +748,8 @@ func (u *OutboxUpsertBulk) UpdateNewValues() *OutboxUpsertBulk {
 			if _, exists := b.mutation.ID(); exists {
 				s.SetIgnore(outbox.FieldID)
 			}
-			if _, exists := b.mutation.EventID(); exists {
-				s.SetIgnore(outbox.FieldEventID)
-			}
 			if _, exists := b.mutation.Partition(); exists {
 				s.SetIgnore(outbox.FieldPartition)
-			}
-			if _, exists := b.mutation.Topic(); exists {
-				s.SetIgnore(outbox.FieldTopic)
-			}
-			if _, exists := b.mutation.Key(); exists {
-				s.SetIgnore(outbox.FieldKey)
-			}
-			if _, exists := b.mutation.GetType(); exists {
-				s.SetIgnore(outbox.FieldType)
-			}
-			if _, exists := b.mutation.Payload(); exists {
-				s.SetIgnore(outbox.FieldPayload)
-			}
-			if _, exists := b.mutation.Metadata(); exists {
-				s.SetIgnore(outbox.FieldMetadata)
-			}
-			if _, exists := b.mutation.OccurredAt(); exists {
-				s.SetIgnore(outbox.FieldOccurredAt)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(outbox.FieldCreatedAt)
@@ -738,6 +784,76 @@ func (u *OutboxUpsertBulk) Update(set func(*OutboxUpsert)) *OutboxUpsertBulk {
 		set(&OutboxUpsert{UpdateSet: update})
 	}))
 	return u
+}
+
+// SetEvents sets the "events" field.
+func (u *OutboxUpsertBulk) SetEvents(v []byte) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetEvents(v)
+	})
+}
+
+// UpdateEvents sets the "events" field to the value that was provided on create.
+func (u *OutboxUpsertBulk) UpdateEvents() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateEvents()
+	})
+}
+
+// SetKeys sets the "keys" field.
+func (u *OutboxUpsertBulk) SetKeys(v pq.StringArray) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetKeys(v)
+	})
+}
+
+// UpdateKeys sets the "keys" field to the value that was provided on create.
+func (u *OutboxUpsertBulk) UpdateKeys() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateKeys()
+	})
+}
+
+// SetCount sets the "count" field.
+func (u *OutboxUpsertBulk) SetCount(v int32) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetCount(v)
+	})
+}
+
+// AddCount adds v to the "count" field.
+func (u *OutboxUpsertBulk) AddCount(v int32) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.AddCount(v)
+	})
+}
+
+// UpdateCount sets the "count" field to the value that was provided on create.
+func (u *OutboxUpsertBulk) UpdateCount() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateCount()
+	})
+}
+
+// SetDelivered sets the "delivered" field.
+func (u *OutboxUpsertBulk) SetDelivered(v int32) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetDelivered(v)
+	})
+}
+
+// AddDelivered adds v to the "delivered" field.
+func (u *OutboxUpsertBulk) AddDelivered(v int32) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.AddDelivered(v)
+	})
+}
+
+// UpdateDelivered sets the "delivered" field to the value that was provided on create.
+func (u *OutboxUpsertBulk) UpdateDelivered() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateDelivered()
+	})
 }
 
 // SetAttempts sets the "attempts" field.

@@ -265,12 +265,12 @@ func (_q *OutboxQuery) Clone() *OutboxQuery {
 // Example:
 //
 //	var v []struct {
-//		EventID uuid.UUID `json:"event_id,omitempty"`
+//		Partition int16 `json:"partition,omitempty"`
 //		Count int `json:"count,omitempty"`
 //	}
 //
 //	client.Outbox.Query().
-//		GroupBy(outbox.FieldEventID).
+//		GroupBy(outbox.FieldPartition).
 //		Aggregate(ent.Count()).
 //		Scan(ctx, &v)
 func (_q *OutboxQuery) GroupBy(field string, fields ...string) *OutboxGroupBy {
@@ -288,11 +288,11 @@ func (_q *OutboxQuery) GroupBy(field string, fields ...string) *OutboxGroupBy {
 // Example:
 //
 //	var v []struct {
-//		EventID uuid.UUID `json:"event_id,omitempty"`
+//		Partition int16 `json:"partition,omitempty"`
 //	}
 //
 //	client.Outbox.Query().
-//		Select(outbox.FieldEventID).
+//		Select(outbox.FieldPartition).
 //		Scan(ctx, &v)
 func (_q *OutboxQuery) Select(fields ...string) *OutboxSelect {
 	_q.ctx.Fields = append(_q.ctx.Fields, fields...)

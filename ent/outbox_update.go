@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/outbox"
 	"github.com/uno-framework/uno/ent/predicate"
 )
@@ -26,6 +27,60 @@ type OutboxUpdate struct {
 // Where appends a list predicates to the OutboxUpdate builder.
 func (_u *OutboxUpdate) Where(ps ...predicate.Outbox) *OutboxUpdate {
 	_u.mutation.Where(ps...)
+	return _u
+}
+
+// SetEvents sets the "events" field.
+func (_u *OutboxUpdate) SetEvents(v []byte) *OutboxUpdate {
+	_u.mutation.SetEvents(v)
+	return _u
+}
+
+// SetKeys sets the "keys" field.
+func (_u *OutboxUpdate) SetKeys(v pq.StringArray) *OutboxUpdate {
+	_u.mutation.SetKeys(v)
+	return _u
+}
+
+// SetCount sets the "count" field.
+func (_u *OutboxUpdate) SetCount(v int32) *OutboxUpdate {
+	_u.mutation.ResetCount()
+	_u.mutation.SetCount(v)
+	return _u
+}
+
+// SetNillableCount sets the "count" field if the given value is not nil.
+func (_u *OutboxUpdate) SetNillableCount(v *int32) *OutboxUpdate {
+	if v != nil {
+		_u.SetCount(*v)
+	}
+	return _u
+}
+
+// AddCount adds value to the "count" field.
+func (_u *OutboxUpdate) AddCount(v int32) *OutboxUpdate {
+	_u.mutation.AddCount(v)
+	return _u
+}
+
+// SetDelivered sets the "delivered" field.
+func (_u *OutboxUpdate) SetDelivered(v int32) *OutboxUpdate {
+	_u.mutation.ResetDelivered()
+	_u.mutation.SetDelivered(v)
+	return _u
+}
+
+// SetNillableDelivered sets the "delivered" field if the given value is not nil.
+func (_u *OutboxUpdate) SetNillableDelivered(v *int32) *OutboxUpdate {
+	if v != nil {
+		_u.SetDelivered(*v)
+	}
+	return _u
+}
+
+// AddDelivered adds value to the "delivered" field.
+func (_u *OutboxUpdate) AddDelivered(v int32) *OutboxUpdate {
+	_u.mutation.AddDelivered(v)
 	return _u
 }
 
@@ -137,6 +192,24 @@ func (_u *OutboxUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
+	if value, ok := _u.mutation.Events(); ok {
+		_spec.SetField(outbox.FieldEvents, field.TypeBytes, value)
+	}
+	if value, ok := _u.mutation.Keys(); ok {
+		_spec.SetField(outbox.FieldKeys, field.TypeOther, value)
+	}
+	if value, ok := _u.mutation.Count(); ok {
+		_spec.SetField(outbox.FieldCount, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedCount(); ok {
+		_spec.AddField(outbox.FieldCount, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.Delivered(); ok {
+		_spec.SetField(outbox.FieldDelivered, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedDelivered(); ok {
+		_spec.AddField(outbox.FieldDelivered, field.TypeInt32, value)
+	}
 	if value, ok := _u.mutation.Attempts(); ok {
 		_spec.SetField(outbox.FieldAttempts, field.TypeInt32, value)
 	}
@@ -175,6 +248,60 @@ type OutboxUpdateOne struct {
 	hooks     []Hook
 	mutation  *OutboxMutation
 	modifiers []func(*sql.UpdateBuilder)
+}
+
+// SetEvents sets the "events" field.
+func (_u *OutboxUpdateOne) SetEvents(v []byte) *OutboxUpdateOne {
+	_u.mutation.SetEvents(v)
+	return _u
+}
+
+// SetKeys sets the "keys" field.
+func (_u *OutboxUpdateOne) SetKeys(v pq.StringArray) *OutboxUpdateOne {
+	_u.mutation.SetKeys(v)
+	return _u
+}
+
+// SetCount sets the "count" field.
+func (_u *OutboxUpdateOne) SetCount(v int32) *OutboxUpdateOne {
+	_u.mutation.ResetCount()
+	_u.mutation.SetCount(v)
+	return _u
+}
+
+// SetNillableCount sets the "count" field if the given value is not nil.
+func (_u *OutboxUpdateOne) SetNillableCount(v *int32) *OutboxUpdateOne {
+	if v != nil {
+		_u.SetCount(*v)
+	}
+	return _u
+}
+
+// AddCount adds value to the "count" field.
+func (_u *OutboxUpdateOne) AddCount(v int32) *OutboxUpdateOne {
+	_u.mutation.AddCount(v)
+	return _u
+}
+
+// SetDelivered sets the "delivered" field.
+func (_u *OutboxUpdateOne) SetDelivered(v int32) *OutboxUpdateOne {
+	_u.mutation.ResetDelivered()
+	_u.mutation.SetDelivered(v)
+	return _u
+}
+
+// SetNillableDelivered sets the "delivered" field if the given value is not nil.
+func (_u *OutboxUpdateOne) SetNillableDelivered(v *int32) *OutboxUpdateOne {
+	if v != nil {
+		_u.SetDelivered(*v)
+	}
+	return _u
+}
+
+// AddDelivered adds value to the "delivered" field.
+func (_u *OutboxUpdateOne) AddDelivered(v int32) *OutboxUpdateOne {
+	_u.mutation.AddDelivered(v)
+	return _u
 }
 
 // SetAttempts sets the "attempts" field.
@@ -314,6 +441,24 @@ func (_u *OutboxUpdateOne) sqlSave(ctx context.Context) (_node *Outbox, err erro
 				ps[i](selector)
 			}
 		}
+	}
+	if value, ok := _u.mutation.Events(); ok {
+		_spec.SetField(outbox.FieldEvents, field.TypeBytes, value)
+	}
+	if value, ok := _u.mutation.Keys(); ok {
+		_spec.SetField(outbox.FieldKeys, field.TypeOther, value)
+	}
+	if value, ok := _u.mutation.Count(); ok {
+		_spec.SetField(outbox.FieldCount, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedCount(); ok {
+		_spec.AddField(outbox.FieldCount, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.Delivered(); ok {
+		_spec.SetField(outbox.FieldDelivered, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedDelivered(); ok {
+		_spec.AddField(outbox.FieldDelivered, field.TypeInt32, value)
 	}
 	if value, ok := _u.mutation.Attempts(); ok {
 		_spec.SetField(outbox.FieldAttempts, field.TypeInt32, value)

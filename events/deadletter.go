@@ -2,19 +2,31 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/uno-framework/uno/txmanager"
 )
 
-// requeueSQL moves dead letters back into the outbox, in their original order, with
-// their attempts reset, and wakes the relays.
+// requeueReadSQL reads the dead letters to requeue.
+const requeueReadSQL = `SELECT id, event_id, topic, key, type, payload, metadata::text, occurred_at
+FROM uno_dead_letters WHERE id = ANY($1::int8[])`
+
+// requeueSQL moves dead letters back into the outbox as new envelopes of one event
+// each (encoded by the caller, $2), in their original order, with their attempts
+// reset, and wakes the relays. Only the dead letters this statement deletes are
+// inserted, so two concurrent requeues of one dead letter put it back once.
 const requeueSQL = `WITH moved AS (
 	DELETE FROM uno_dead_letters WHERE id = ANY($1::int8[])
-	RETURNING outbox_id, event_id, partition, topic, key, type, payload, metadata, occurred_at
+	RETURNING id, outbox_id, partition, key
 ), ins AS (
-	INSERT INTO uno_outbox (event_id, partition, topic, key, type, payload, metadata, occurred_at)
-	SELECT event_id, partition, topic, key, type, payload, metadata, occurred_at FROM moved ORDER BY outbox_id
+	INSERT INTO uno_outbox (partition, events, keys, count)
+	SELECT m.partition, e.body, ARRAY[m.key], 1
+	FROM moved m JOIN unnest($1::int8[], $2::bytea[]) AS e(id, body) ON e.id = m.id
+	ORDER BY m.outbox_id, m.id
 	RETURNING partition
 )
 SELECT count(*), pg_notify('` + NotifyChannel + `', COALESCE(string_agg(DISTINCT partition::text, ','), '')) FROM ins`
@@ -28,10 +40,44 @@ func Requeue(ctx context.Context, q txmanager.Querier, ids ...int64) (int64, err
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	rows, err := q.Query(ctx, requeueReadSQL, ids)
+	if err != nil {
+		return 0, fmt.Errorf("events: read %d dead letter(s) to requeue: %w", len(ids), err)
+	}
+	var found []int64
+	var bodies [][]byte
+	for rows.Next() {
+		var (
+			id                   int64
+			eventID              uuid.UUID
+			topic, key, typ, mdj string
+			payload              []byte
+			at                   time.Time
+		)
+		if err := rows.Scan(&id, &eventID, &topic, &key, &typ, &payload, &mdj, &at); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("events: read %d dead letter(s) to requeue: %w", len(ids), err)
+		}
+		var md map[string]string
+		if err := json.Unmarshal([]byte(mdj), &md); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("events: dead letter %d has metadata that is not a JSON object of strings; fix it before requeueing: %w", id, err)
+		}
+		enc := encodeEvent(nil, eventID, topic, key, typ, payload, md, at)
+		found = append(found, id)
+		bodies = append(bodies, appendEnvelope(nil, [][]byte{enc}))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("events: read %d dead letter(s) to requeue: %w", len(ids), err)
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
 	var n int64
 	var notified any
-	if err := q.QueryRow(ctx, requeueSQL, ids).Scan(&n, &notified); err != nil {
-		return 0, fmt.Errorf("events: requeue %d dead letter(s): %w", len(ids), err)
+	if err := q.QueryRow(ctx, requeueSQL, found, bodies).Scan(&n, &notified); err != nil {
+		return 0, fmt.Errorf("events: requeue %d dead letter(s): %w", len(found), err)
 	}
 	return n, nil
 }

@@ -11,6 +11,9 @@
 // events are written to the table uno_outbox, and the relays notified, by one statement
 // sent in the round trip that carries COMMIT — an emitting transaction costs no
 // extra round trip, and no relay can see an event before its transaction committed.
+// The events of a transaction take one row per partition, an envelope (see
+// [DecodeEnvelope]): one row for events of one key, so that emitting ten events costs
+// little more than emitting one.
 //
 //	outbox := events.NewOutbox(events.OutboxConfig{})
 //	err := tm.Do(ctx, func(ctx context.Context) error {
@@ -21,13 +24,14 @@
 //
 // # Relaying
 //
-// A [Relay] forwards outbox rows to any Watermill message.Publisher: [NewGoChannel] in
+// A [Relay] forwards the outbox's events to any Watermill message.Publisher: [NewGoChannel] in
 // process, or a broker (AMQP, NATS JetStream, Kafka...). It is woken by LISTEN/NOTIFY,
 // publishes in batches, keeps the order of each key, lets several relay processes
-// share the work without ever sending a row from two of them at once, retries failed
-// rows with back-off without holding other keys back, moves rows that keep failing to
-// uno_dead_letters ([Requeue] puts them back) and deletes delivered rows. Run it for
-// the life of the process:
+// share the work without ever sending an event from two of them at once, retries
+// failed events with back-off without holding other keys back, moves events that keep
+// failing to uno_dead_letters ([Requeue] puts them back) and deletes delivered
+// envelopes ([ReadLag] and [ReadPending] show what waits). Run it for the life of the
+// process:
 //
 //	relay, err := events.NewRelay(pool, pubsub, events.RelayConfig{})
 //	go relay.Run(ctx)
@@ -35,8 +39,8 @@
 // # Order
 //
 // The outbox row's identity is drawn when the emitting transaction commits (the
-// INSERT travels with COMMIT), and the relay publishes the rows of a key in identity
-// order. Transactions that change the same aggregate lock the same row and commit one
+// INSERT travels with COMMIT), and the relay publishes the envelopes of a partition in
+// identity order, the events of each in emission order. Transactions that change the same aggregate lock the same row and commit one
 // after the other, so for them identity order is commit order. Two transactions that
 // emit under one key without conflicting on any row are concurrent: their order is
 // the order in which they reached COMMIT.

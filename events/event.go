@@ -3,7 +3,9 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -125,15 +127,16 @@ const (
 	MetadataOccurredAt = "uno_occurred_at"
 )
 
-// Partitions is the number of outbox partitions. The outbox writer stores in every
-// row the partition of its key ([PartitionOf]); a relay holds a lease on a partition
-// to publish its rows, so Partitions bounds how many relays share the work. It is a
+// Partitions is the number of outbox partitions. The outbox writer stores the events
+// of a key in its partition ([PartitionOf]); a relay holds a lease on a partition to
+// publish its events, so Partitions bounds how many relays share the work. It is a
 // constant of the stored data: changing it would move keys between partitions.
 const Partitions = 32
 
 // PartitionOf returns the outbox partition of an event: the FNV-1a hash of its key
-// modulo [Partitions], or of its ID when the key is empty (such events have no order
-// to keep and are spread evenly).
+// modulo [Partitions], or of its ID when the key is empty. Events without key have no
+// order to keep: the outbox stores them in the envelope of their transaction's first
+// event, whose partition this gives, so they are spread evenly.
 func PartitionOf(key string, id uuid.UUID) int16 {
 	const (
 		offset32 = 2166136261
@@ -154,10 +157,25 @@ func PartitionOf(key string, id uuid.UUID) int16 {
 	return int16(h % Partitions)
 }
 
-// validate reports what is wrong with an event about to be emitted.
+// validate reports what is wrong with an event about to be emitted. Its texts are
+// stored in PostgreSQL text columns when it is dead-lettered (and its key in the
+// outbox), so they must be valid UTF-8 without NUL bytes.
 func (e Event) validate() error {
 	if e.Topic == "" {
 		return fmt.Errorf("%w: event %s has no topic; give one to events.New", ErrInvalidEvent, e.ID)
+	}
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+	for _, f := range [...]struct{ name, v string }{{"topic", e.Topic}, {"key", e.Key}, {"type", e.Type}} {
+		if bad(f.v) {
+			return fmt.Errorf("%w: event %s: its %s %q is not valid UTF-8 or holds a NUL byte; use text PostgreSQL can store",
+				ErrInvalidEvent, e.ID, f.name, f.v)
+		}
+	}
+	for k, v := range e.Metadata {
+		if bad(k) || bad(v) {
+			return fmt.Errorf("%w: event %s: metadata entry %q is not valid UTF-8 or holds a NUL byte; use text PostgreSQL can store",
+				ErrInvalidEvent, e.ID, k)
+		}
 	}
 	return nil
 }

@@ -55,9 +55,12 @@ func ExampleOutbox_Emit() {
 	})
 	fmt.Println("committed:", err)
 
-	var topic, key string
-	_ = pool.QueryRow(ctx, `SELECT topic, key FROM uno_outbox WHERE event_id = $1`, ev.ID).Scan(&topic, &key)
-	fmt.Println("in the outbox:", topic, key)
+	pending, _ := events.ReadPending(ctx, pool, 0)
+	for _, p := range pending {
+		if p.ID == ev.ID {
+			fmt.Println("in the outbox:", p.Topic, p.Key)
+		}
+	}
 
 	// Outside a transaction there is nothing to emit on.
 	err = outbox.Emit(ctx, ev)

@@ -39,17 +39,16 @@ func TestNotifyPayloadRoundTrip(t *testing.T) {
 }
 
 func TestPlanPublishKeepsKeyOrder(t *testing.T) {
-	rows := []row{
-		{id: 1, topic: "a", key: "k1"},
-		{id: 2, topic: "b", key: "k2"},
-		{id: 3, topic: "a", key: "k1"},
-		{id: 4, topic: "b", key: ""},
+	envs := []envelope{
+		{id: 1, events: []storedEvent{{topic: "a", key: "k1"}, {topic: "b", key: "k2"}}},
+		{id: 2, events: []storedEvent{{topic: "a", key: "k1"}, {topic: "b", key: ""}}},
 	}
+	items := []item{{0, 0}, {0, 1}, {1, 0}, {1, 1}}
 	// No key spans two topics: one call per topic.
-	assert.Equal(t, []publishGroup{{"a", []int{0, 2}}, {"b", []int{1, 3}}}, planPublish(rows))
-	// k1 under two topics: runs, in id order.
-	rows[2].topic = "b"
-	assert.Equal(t, []publishGroup{{"a", []int{0}}, {"b", []int{1, 2, 3}}}, planPublish(rows))
+	assert.Equal(t, []publishGroup{{"a", []item{{0, 0}, {1, 0}}}, {"b", []item{{0, 1}, {1, 1}}}}, planPublish(envs, items))
+	// k1 under two topics: runs, in order.
+	envs[1].events[0].topic = "b"
+	assert.Equal(t, []publishGroup{{"a", []item{{0, 0}}}, {"b", []item{{0, 1}, {1, 0}, {1, 1}}}}, planPublish(envs, items))
 }
 
 func TestRetryDelayDoublesUpToTheCap(t *testing.T) {

@@ -164,7 +164,16 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// outboxCount returns the number of events in the outbox not yet delivered.
 func outboxCount(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	lag, err := events.ReadLag(context.Background(), pool)
+	require.NoError(t, err)
+	return int(lag.Pending)
+}
+
+// outboxRows returns the number of rows (envelopes) of the outbox.
+func outboxRows(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM uno_outbox`).Scan(&n))

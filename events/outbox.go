@@ -2,9 +2,9 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,20 +20,18 @@ import (
 // partitions written, comma-separated.
 const NotifyChannel = "uno_outbox"
 
-// insertSQL writes all the events of a transaction, and notifies the relays, in one
-// statement (the data-modifying CTE runs although nothing reads it). Arrays rather than
-// one parameter per value: a transaction may emit any number of events without reaching
-// PostgreSQL's limit of 65535 parameters, and the statement text is the same for every
-// transaction (prepared once per connection). unnest keeps the order of the arrays, so
-// identity values follow the order of emission. The notification is delivered when the
+// insertSQL writes all the envelopes of a transaction (one per partition its events
+// fall in; usually one), and notifies the relays, in one statement (the data-modifying
+// CTE runs although nothing reads it). Arrays rather than one parameter per value: the
+// statement text is the same for every transaction (prepared once per connection).
+// Each keys element is a text[] literal. The notification is delivered when the
 // transaction commits, and only then.
 const insertSQL = `WITH ins AS (
-	INSERT INTO uno_outbox (event_id, partition, topic, key, type, payload, metadata, occurred_at)
-	SELECT e, p, t, k, ty, pl, m::jsonb, oc
-	FROM unnest($1::uuid[], $2::int2[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::timestamptz[])
-	AS u(e, p, t, k, ty, pl, m, oc)
+	INSERT INTO uno_outbox (partition, events, keys, count)
+	SELECT p, e, k::text[], n
+	FROM unnest($1::int2[], $2::bytea[], $3::text[], $4::int4[]) AS u(p, e, k, n)
 )
-SELECT pg_notify('` + NotifyChannel + `', $9)`
+SELECT pg_notify('` + NotifyChannel + `', $5)`
 
 // OutboxConfig configures an [Outbox]. The zero value is ready to use.
 type OutboxConfig struct {
@@ -70,14 +68,10 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 
 // record is an event encoded for the outbox: what Emit stages.
 type record struct {
-	id         uuid.UUID
-	partition  int16
-	topic      string
-	key        string
-	typ        string
-	payload    []byte
-	metadata   string // JSON object
-	occurredAt time.Time
+	id        uuid.UUID
+	key       string
+	partition int16  // PartitionOf(key, id)
+	enc       []byte // encodeEvent's bytes
 }
 
 // Emit stages events on the transaction ctx carries: they are written to the outbox
@@ -137,26 +131,12 @@ func (o *Outbox) encode(ev Event) (*record, error) {
 		}
 		payload = b
 	}
-	if payload == nil {
-		payload = []byte{}
-	}
-	meta := "{}"
-	if len(ev.Metadata) > 0 {
-		b, err := json.Marshal(ev.Metadata)
-		if err != nil {
-			return nil, &MarshalError{Topic: ev.Topic, ID: ev.ID, Err: fmt.Errorf("metadata: %w", err)}
-		}
-		meta = string(b)
-	}
+	at := ev.OccurredAt.Truncate(time.Microsecond)
 	return &record{
-		id:         ev.ID,
-		partition:  PartitionOf(ev.Key, ev.ID),
-		topic:      ev.Topic,
-		key:        ev.Key,
-		typ:        ev.Type,
-		payload:    payload,
-		metadata:   meta,
-		occurredAt: ev.OccurredAt.Truncate(time.Microsecond),
+		id:        ev.ID,
+		key:       ev.Key,
+		partition: PartitionOf(ev.Key, ev.ID),
+		enc:       encodeEvent(nil, ev.ID, ev.Topic, ev.Key, ev.Type, payload, ev.Metadata, at),
 	}, nil
 }
 
@@ -204,25 +184,52 @@ func (o *Outbox) Write(ctx context.Context, q txmanager.Querier, evs ...Event) e
 	return nil
 }
 
-// queueInsert queues the statement that writes recs and sends the NOTIFY naming their
-// partitions.
+// queueInsert queues the statement that writes recs (in emission order) as envelopes,
+// one per partition, and sends the NOTIFY naming their partitions. An event with a
+// key goes to its key's partition; one without key has no order to keep and joins the
+// envelope of the transaction's first event, so that a transaction's events take as
+// few rows as their keys allow.
 func queueInsert(b *pgx.Batch, recs []*record) {
-	n := len(recs)
-	ids := make([]uuid.UUID, n)
-	parts := make([]int16, n)
-	topics := make([]string, n)
-	keys := make([]string, n)
-	types := make([]string, n)
-	payloads := make([][]byte, n)
-	metas := make([]string, n)
-	times := make([]time.Time, n)
-	var seen [Partitions]bool
-	for i, r := range recs {
-		ids[i], parts[i], topics[i], keys[i], types[i] = r.id, r.partition, r.topic, r.key, r.typ
-		payloads[i], metas[i], times[i] = r.payload, r.metadata, r.occurredAt
-		seen[r.partition] = true
+	home := recs[0].partition
+	type env struct {
+		partition int16
+		encs      [][]byte
+		keys      []string
 	}
-	b.Queue(insertSQL, ids, parts, topics, keys, types, payloads, metas, times, notifyPayload(&seen))
+	envs := make([]env, 0, 1)
+	at := func(p int16) *env {
+		for i := range envs {
+			if envs[i].partition == p {
+				return &envs[i]
+			}
+		}
+		envs = append(envs, env{partition: p})
+		return &envs[len(envs)-1]
+	}
+	var seen [Partitions]bool
+	for _, r := range recs {
+		p := r.partition
+		if r.key == "" {
+			p = home
+		}
+		e := at(p)
+		e.encs = append(e.encs, r.enc)
+		if !slices.Contains(e.keys, r.key) {
+			e.keys = append(e.keys, r.key)
+		}
+		seen[p] = true
+	}
+	parts := make([]int16, len(envs))
+	bodies := make([][]byte, len(envs))
+	keys := make([]string, len(envs))
+	counts := make([]int32, len(envs))
+	for i := range envs {
+		parts[i] = envs[i].partition
+		bodies[i] = appendEnvelope(nil, envs[i].encs)
+		keys[i] = textArrayLiteral(envs[i].keys)
+		counts[i] = int32(len(envs[i].encs))
+	}
+	b.Queue(insertSQL, parts, bodies, keys, counts, notifyPayload(&seen))
 }
 
 // notifyPayload lists the partitions marked in seen: "3,17,30".

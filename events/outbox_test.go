@@ -44,7 +44,7 @@ func TestEmitReportsInvalidEventsAndNothingIsWritten(t *testing.T) {
 	assert.Zero(t, outboxCount(t, e.pool), "a failed Emit fails the transaction and writes nothing")
 }
 
-func TestEmitWritesOneRowPerEventWithItsFields(t *testing.T) {
+func TestEmitWritesOneEnvelopeWithTheEventsAndTheirFields(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	at := time.Date(2024, 5, 6, 7, 8, 9, 123456000, time.UTC)
@@ -53,37 +53,85 @@ func TestEmitWritesOneRowPerEventWithItsFields(t *testing.T) {
 	raw := events.Event{Topic: "raw", Payload: []byte("not json")} // no ID, no OccurredAt: filled by Emit
 	require.NoError(t, e.tm.Do(ctx, func(ctx context.Context) error { return e.outbox.Emit(ctx, ev, raw) }))
 
-	rows, err := e.pool.Query(ctx, `SELECT event_id, partition, topic, key, type, payload, metadata, occurred_at, attempts
-FROM uno_outbox ORDER BY id`)
-	require.NoError(t, err)
-	type rec struct {
-		ID        uuid.UUID
-		Partition int16
-		Topic     string
-		Key       string
-		Type      string
-		Payload   []byte
-		Metadata  map[string]string
-		Occurred  time.Time
-		Attempts  int32
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rec])
+	// One row: the event without key joins the envelope of the transaction's first event.
+	var (
+		part             int16
+		keys             []string
+		count, delivered int32
+		attempts         int32
+		nextAttempt      *time.Time
+	)
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT partition, keys, count, delivered, attempts, next_attempt_at FROM uno_outbox`).
+		Scan(&part, &keys, &count, &delivered, &attempts, &nextAttempt))
+	assert.Equal(t, events.PartitionOf("acct-1", ev.ID), part)
+	assert.Equal(t, []string{"acct-1", ""}, keys)
+	assert.Equal(t, int32(2), count)
+	assert.Zero(t, delivered)
+	assert.Zero(t, attempts)
+	assert.Nil(t, nextAttempt)
+
+	got, err := events.ReadPending(ctx, e.pool, 0)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	assert.Equal(t, ev.ID, got[0].ID)
-	assert.Equal(t, events.PartitionOf("acct-1", ev.ID), got[0].Partition)
+	assert.Equal(t, part, got[0].Partition)
 	assert.Equal(t, "account.debited", got[0].Topic)
 	assert.Equal(t, "acct-1", got[0].Key)
 	assert.Equal(t, "Debited", got[0].Type)
-	assert.JSONEq(t, `{"amount":5}`, string(got[0].Payload))
+	assert.JSONEq(t, `{"amount":5}`, string(got[0].Payload.([]byte)))
 	assert.Equal(t, map[string]string{"trace": "abc"}, got[0].Metadata)
-	assert.True(t, at.Equal(got[0].Occurred))
+	assert.True(t, at.Equal(got[0].OccurredAt))
 	assert.Zero(t, got[0].Attempts)
 
 	assert.NotEqual(t, uuid.Nil, got[1].ID, "Emit draws an ID")
 	assert.Equal(t, []byte("not json"), got[1].Payload, "a []byte payload is written as is")
-	assert.Equal(t, map[string]string{}, got[1].Metadata)
-	assert.WithinDuration(t, time.Now(), got[1].Occurred, time.Minute)
+	assert.Empty(t, got[1].Metadata)
+	assert.WithinDuration(t, time.Now(), got[1].OccurredAt, time.Minute)
+
+	limited, err := events.ReadPending(ctx, e.pool, 1)
+	require.NoError(t, err)
+	assert.Len(t, limited, 1)
+}
+
+func TestEmitWritesOneEnvelopePerPartitionInEmissionOrder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// Two keys of different partitions, interleaved.
+	k1, k2 := "a", "b"
+	require.NotEqual(t, events.PartitionOf(k1, uuid.Nil), events.PartitionOf(k2, uuid.Nil))
+	var evs []events.Event
+	for i := 0; i < 6; i++ {
+		k := k1
+		if i%2 == 1 {
+			k = k2
+		}
+		evs = append(evs, events.New("t", i, events.WithKey(k)))
+	}
+	require.NoError(t, e.tm.Do(ctx, func(ctx context.Context) error { return e.outbox.Emit(ctx, evs...) }))
+	assert.Equal(t, 2, outboxRows(t, e.pool), "one envelope per partition")
+	assert.Equal(t, 6, outboxCount(t, e.pool))
+	got, err := events.ReadPending(ctx, e.pool, 0)
+	require.NoError(t, err)
+	perKey := map[string][]string{}
+	for _, p := range got {
+		perKey[p.Key] = append(perKey[p.Key], string(p.Payload.([]byte)))
+	}
+	assert.Equal(t, map[string][]string{k1: {"0", "2", "4"}, k2: {"1", "3", "5"}}, perKey)
+}
+
+func TestEmitRejectsTextPostgreSQLCannotStore(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, ev := range []events.Event{
+		events.New("t\x00", 1),
+		events.New("t", 1, events.WithKey("k\xff")),
+		events.New("t", 1, events.WithType("a\x00b")),
+		events.New("t", 1, events.WithMetadata("m", "v\x00")),
+	} {
+		err := e.tm.Do(ctx, func(ctx context.Context) error { return e.outbox.Emit(ctx, ev) })
+		require.ErrorIs(t, err, events.ErrInvalidEvent)
+	}
+	assert.Zero(t, outboxRows(t, e.pool))
 }
 
 func TestEventIsNotVisibleBeforeCommit(t *testing.T) {

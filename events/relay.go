@@ -22,7 +22,8 @@ import (
 
 // RelayConfig configures a [Relay]. Zero fields take the defaults documented on each.
 type RelayConfig struct {
-	// BatchSize is the most rows a worker reads, publishes and acknowledges at once.
+	// BatchSize is the most outbox rows (envelopes: the events of one transaction
+	// under one partition) a worker reads, publishes and acknowledges at once.
 	// Default 1000.
 	BatchSize int
 	// Workers is how many partitions' rows the relay publishes at the same time, each
@@ -34,12 +35,12 @@ type RelayConfig struct {
 	// re-established). Notifications, not the poll, carry the normal latency.
 	// Default 1s.
 	PollInterval time.Duration
-	// MaxAttempts is how many failed publish attempts move a row to uno_dead_letters.
-	// Default 10.
+	// MaxAttempts is how many failed publish attempts move an event to
+	// uno_dead_letters. Default 10.
 	MaxAttempts int
-	// RetryBackoff is the wait after the first failed attempt of a row; it doubles with
-	// every further failure up to MaxRetryBackoff. While a row waits, the later rows of
-	// its key wait too (order); other keys flow. Default 1s.
+	// RetryBackoff is the wait after the first failed attempt of an event; it doubles
+	// with every further failure up to MaxRetryBackoff. While an event waits, the later
+	// events of its key wait too (order); other keys flow. Default 1s.
 	RetryBackoff time.Duration
 	// MaxRetryBackoff caps the wait between attempts. Default 1m.
 	MaxRetryBackoff time.Duration
@@ -121,16 +122,17 @@ func (c RelayConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Relay forwards the rows of the outbox to a Watermill publisher: GoChannel in process
+// Relay forwards the events of the outbox to a Watermill publisher: GoChannel in process
 // ([NewGoChannel]), or AMQP, NATS JetStream, Kafka, SQL... Every message carries the
 // event ID as its UUID, the payload as written, and the event's metadata plus
-// [MetadataTopic], [MetadataKey], [MetadataType] and [MetadataOccurredAt]. A row is
-// deleted once Publish returned nil for it: delivery is at least once.
+// [MetadataTopic], [MetadataKey], [MetadataType] and [MetadataOccurredAt]. An event is
+// marked delivered once Publish returned nil for it: delivery is at least once.
 //
 // # How it works
 //
-// Each outbox row carries a partition, a hash of its key ([PartitionOf]). A relay
-// publishes the rows of a partition only while it holds that partition's lease in
+// Each outbox row, an envelope, holds the events one transaction emitted under one
+// partition, a hash of their key ([PartitionOf]), in emission order. A relay
+// publishes the envelopes of a partition only while it holds that partition's lease in
 // uno_outbox_leases, so several relay processes can run at once: they never send rows
 // of the same partition at the same time, and they share the partitions evenly (each
 // takes its fair share, given the live relays registered in uno_outbox_relays, and
@@ -140,14 +142,18 @@ func (c RelayConfig) Validate() error {
 // leases after LeaseDuration; one that stops returns them at once.
 //
 // Inside a relay, Workers goroutines each serve a fixed share of the held partitions.
-// A worker reads a batch (rows in id order; per partition a prefix), publishes it with
-// one Publish call per topic (or per run of a topic when a key spans topics, so that
-// the order of each key is kept), and acknowledges it in the round trip that reads the
-// next batch: DELETE of the delivered rows, attempts and back-off of the failed ones,
-// the move to uno_dead_letters of those that failed MaxAttempts times. When a batch
-// fails, its messages are published one by one to find the failing ones; the rows of a
-// key behind a failing row wait (in the database: a row waits while an earlier row of
-// its key is in back-off), other keys go on.
+// A worker reads a batch (envelopes in id order; per partition a prefix), publishes
+// their events, each envelope from its offset delivered, with one Publish call per
+// topic (or per run of a topic when a key spans topics, so that the order of each key
+// is kept), and acknowledges it in the round trip that reads the next batch: DELETE of
+// the envelopes all of whose events were delivered, the new offset of the partly
+// delivered ones (so a retry does not publish an event twice), attempts and back-off
+// of the failed ones, and the move to uno_dead_letters of an event that failed
+// MaxAttempts times (its envelope then goes on past it). When a batch fails, its
+// messages are published one by one to find the failing ones; the events of a key
+// behind a failing event wait (in the database: an envelope in back-off holds back
+// the events of its keys in later envelopes, whose other events flow), other keys go
+// on.
 //
 // The relay is woken by NOTIFY (see [NotifyChannel]) on a connection of its own that
 // it holds while running, naming the partitions written, so the commit-to-publish
@@ -159,8 +165,8 @@ func (c RelayConfig) Validate() error {
 // moment a connection drops, while the relay that held them may still be publishing
 // what it read. A lease outlives a connection blip, expires by the database clock, and
 // its holder reads a partition only while more than half of the lease is left and
-// publishes what it read only while more than a quarter is left, so two relays never publish rows of one partition at the same time
-// unless a Publish call outlasts a lease the relay could not renew.
+// publishes what it read only while more than a quarter is left, so two relays never
+// publish events of one partition at the same time unless a Publish call outlasts a lease the relay could not renew.
 //
 // # GoChannel
 //
@@ -488,13 +494,15 @@ func (r *Relay) markAllDirty() {
 
 // Lag is the state of the outbox.
 type Lag struct {
-	// Pending is the number of rows not yet delivered (retrying ones included).
+	// Pending is the number of events not yet delivered (retrying ones included).
 	Pending int64
-	// Retrying is the number of pending rows that failed at least once.
+	// Retrying is the number of pending events in envelopes (outbox rows) that failed
+	// at least once.
 	Retrying int64
-	// Oldest is the age of the oldest pending row (0 when none), by the database clock.
+	// Oldest is the age of the oldest pending event (0 when none), by the database
+	// clock: since its transaction started.
 	Oldest time.Duration
-	// DeadLetters is the number of rows in uno_dead_letters.
+	// DeadLetters is the number of events in uno_dead_letters.
 	DeadLetters int64
 }
 
@@ -503,10 +511,11 @@ func ReadLag(ctx context.Context, q txmanager.Querier) (Lag, error) {
 	var l Lag
 	var oldestMicros int64
 	err := q.QueryRow(ctx, `SELECT
-	(SELECT count(*) FROM uno_outbox),
-	(SELECT count(*) FROM uno_outbox WHERE attempts > 0),
-	COALESCE((SELECT (extract(epoch FROM now() - min(created_at)) * 1000000)::int8 FROM uno_outbox), 0),
-	(SELECT count(*) FROM uno_dead_letters)`).Scan(&l.Pending, &l.Retrying, &oldestMicros, &l.DeadLetters)
+	COALESCE(sum(count - delivered), 0)::int8,
+	COALESCE(sum(count - delivered) FILTER (WHERE attempts > 0), 0)::int8,
+	COALESCE((extract(epoch FROM now() - min(created_at)) * 1000000)::int8, 0),
+	(SELECT count(*) FROM uno_dead_letters)
+FROM uno_outbox`).Scan(&l.Pending, &l.Retrying, &oldestMicros, &l.DeadLetters)
 	if err != nil {
 		if isUndefinedTable(err) {
 			return Lag{}, errNotMigrated(err)
@@ -520,8 +529,8 @@ func ReadLag(ctx context.Context, q txmanager.Querier) (Lag, error) {
 // RelayStats is the state of the outbox and of one relay.
 type RelayStats struct {
 	Lag
-	// Published, Failed and DeadLettered count, since the relay was created, the rows
-	// it delivered, the failed publish attempts, and the rows it moved to
+	// Published, Failed and DeadLettered count, since the relay was created, the events
+	// it delivered, the failed publish attempts, and the events it moved to
 	// uno_dead_letters.
 	Published    uint64
 	Failed       uint64
@@ -532,7 +541,7 @@ type RelayStats struct {
 	Relays int
 }
 
-// Lag reads the state of the outbox: pending rows and the age of the oldest.
+// Lag reads the state of the outbox: pending events and the age of the oldest.
 func (r *Relay) Lag(ctx context.Context) (Lag, error) { return ReadLag(ctx, r.pool) }
 
 // Stats reads the state of the outbox and adds the relay's counters.

@@ -256,7 +256,7 @@ func TestPoisonEventGoesToDeadLettersWhileOtherKeysFlow(t *testing.T) {
 	}
 	assert.NotContains(t, perKey, "poison")
 
-	rows, err := e.pool.Query(ctx, `SELECT event_id, attempts, last_error, topic, key FROM uno_dead_letters ORDER BY outbox_id`)
+	rows, err := e.pool.Query(ctx, `SELECT event_id, attempts, last_error, topic, key FROM uno_dead_letters ORDER BY outbox_id, id`)
 	require.NoError(t, err)
 	var dead []uuid.UUID
 	for rows.Next() {

@@ -9,10 +9,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// DeadLetter is an outbox row the relay gave up on (table uno_dead_letters): publishing
-// it failed events.RelayConfig.MaxAttempts times. The relay moves the row here in one
-// statement (deleted from uno_outbox, inserted here) and the later events of its key go
-// on. An operator inspects the row and can put it back with events.Requeue.
+// DeadLetter is an event the relay gave up on (table uno_dead_letters): publishing it
+// failed events.RelayConfig.MaxAttempts times. The relay writes the event here and
+// advances its outbox envelope past it in one transaction, and the envelope's later
+// events and those of its key go on. An operator inspects the row and can put it back with events.Requeue.
 type DeadLetter struct {
 	ent.Schema
 }
@@ -24,20 +24,20 @@ func (DeadLetter) Annotations() []entschema.Annotation {
 	}
 }
 
-// Fields of a dead letter: the outbox row as it was, and why it failed.
+// Fields of a dead letter: the event as it was stored, and why it failed.
 func (DeadLetter) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int64("id").
 			Comment("Identity of the dead letter."),
 		field.Int64("outbox_id").
 			Immutable().
-			Comment("The row's id in uno_outbox."),
+			Comment("The id of the uno_outbox envelope that held the event."),
 		field.UUID("event_id", uuid.UUID{}).
 			Immutable().
 			Comment("The event's ID (the Watermill message UUID)."),
 		field.Int16("partition").
 			Immutable().
-			Comment("The row's partition."),
+			Comment("The partition of the envelope that held the event."),
 		field.Text("topic").
 			Immutable().
 			Comment("Topic the event was to be published to."),

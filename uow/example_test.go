@@ -70,9 +70,10 @@ func ExampleManager_Do() {
 	fmt.Println(deposit("alice", 100))
 	fmt.Println(deposit("alice", -5))
 
-	var rows, outbox int
-	_ = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM deposits), (SELECT count(*) FROM uno_outbox)`).Scan(&rows, &outbox)
-	fmt.Println("deposits:", rows, "events in the outbox:", outbox)
+	var rows int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM deposits`).Scan(&rows)
+	lag, _ := events.ReadLag(ctx, pool)
+	fmt.Println("deposits:", rows, "events in the outbox:", lag.Pending)
 	// Output:
 	// <nil>
 	// amount must be positive
@@ -102,11 +103,9 @@ func ExampleEmit() {
 	fmt.Println(err)
 
 	var payloads []string
-	rows, _ := pool.Query(ctx, `SELECT convert_from(payload, 'UTF8') FROM uno_outbox ORDER BY id`)
-	for rows.Next() {
-		var p string
-		_ = rows.Scan(&p)
-		payloads = append(payloads, p)
+	pending, _ := events.ReadPending(ctx, pool, 0) // the events waiting for a relay
+	for _, p := range pending {
+		payloads = append(payloads, string(p.Payload.([]byte)))
 	}
 	fmt.Println(payloads)
 	// Output:

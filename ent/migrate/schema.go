@@ -86,14 +86,11 @@ var (
 	// UnoOutboxColumns holds the columns for the "uno_outbox" table.
 	UnoOutboxColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
-		{Name: "event_id", Type: field.TypeUUID, Unique: true},
 		{Name: "partition", Type: field.TypeInt16},
-		{Name: "topic", Type: field.TypeString, Size: 2147483647},
-		{Name: "key", Type: field.TypeString, Size: 2147483647},
-		{Name: "type", Type: field.TypeString, Size: 2147483647},
-		{Name: "payload", Type: field.TypeBytes},
-		{Name: "metadata", Type: field.TypeJSON, Default: "{}"},
-		{Name: "occurred_at", Type: field.TypeTime},
+		{Name: "events", Type: field.TypeBytes},
+		{Name: "keys", Type: field.TypeOther, SchemaType: map[string]string{"postgres": "text[]"}},
+		{Name: "count", Type: field.TypeInt32},
+		{Name: "delivered", Type: field.TypeInt32, Default: schema.Expr("0")},
 		{Name: "created_at", Type: field.TypeTime, Default: schema.Expr("now()")},
 		{Name: "attempts", Type: field.TypeInt32, Default: schema.Expr("0")},
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
@@ -106,14 +103,9 @@ var (
 		PrimaryKey: []*schema.Column{UnoOutboxColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "uno_outbox_partition_id",
-				Unique:  false,
-				Columns: []*schema.Column{UnoOutboxColumns[2], UnoOutboxColumns[0]},
-			},
-			{
 				Name:    "uno_outbox_retrying",
 				Unique:  false,
-				Columns: []*schema.Column{UnoOutboxColumns[2], UnoOutboxColumns[4], UnoOutboxColumns[0]},
+				Columns: []*schema.Column{UnoOutboxColumns[1], UnoOutboxColumns[0]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "next_attempt_at IS NOT NULL",
 				},

@@ -11,22 +11,16 @@ const (
 	Label = "outbox"
 	// FieldID holds the string denoting the id field in the database.
 	FieldID = "id"
-	// FieldEventID holds the string denoting the event_id field in the database.
-	FieldEventID = "event_id"
 	// FieldPartition holds the string denoting the partition field in the database.
 	FieldPartition = "partition"
-	// FieldTopic holds the string denoting the topic field in the database.
-	FieldTopic = "topic"
-	// FieldKey holds the string denoting the key field in the database.
-	FieldKey = "key"
-	// FieldType holds the string denoting the type field in the database.
-	FieldType = "type"
-	// FieldPayload holds the string denoting the payload field in the database.
-	FieldPayload = "payload"
-	// FieldMetadata holds the string denoting the metadata field in the database.
-	FieldMetadata = "metadata"
-	// FieldOccurredAt holds the string denoting the occurred_at field in the database.
-	FieldOccurredAt = "occurred_at"
+	// FieldEvents holds the string denoting the events field in the database.
+	FieldEvents = "events"
+	// FieldKeys holds the string denoting the keys field in the database.
+	FieldKeys = "keys"
+	// FieldCount holds the string denoting the count field in the database.
+	FieldCount = "count"
+	// FieldDelivered holds the string denoting the delivered field in the database.
+	FieldDelivered = "delivered"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// FieldAttempts holds the string denoting the attempts field in the database.
@@ -42,14 +36,11 @@ const (
 // Columns holds all SQL columns for outbox fields.
 var Columns = []string{
 	FieldID,
-	FieldEventID,
 	FieldPartition,
-	FieldTopic,
-	FieldKey,
-	FieldType,
-	FieldPayload,
-	FieldMetadata,
-	FieldOccurredAt,
+	FieldEvents,
+	FieldKeys,
+	FieldCount,
+	FieldDelivered,
 	FieldCreatedAt,
 	FieldAttempts,
 	FieldNextAttemptAt,
@@ -74,34 +65,24 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldID, opts...).ToFunc()
 }
 
-// ByEventID orders the results by the event_id field.
-func ByEventID(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldEventID, opts...).ToFunc()
-}
-
 // ByPartition orders the results by the partition field.
 func ByPartition(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPartition, opts...).ToFunc()
 }
 
-// ByTopic orders the results by the topic field.
-func ByTopic(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldTopic, opts...).ToFunc()
+// ByKeys orders the results by the keys field.
+func ByKeys(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldKeys, opts...).ToFunc()
 }
 
-// ByKey orders the results by the key field.
-func ByKey(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldKey, opts...).ToFunc()
+// ByCount orders the results by the count field.
+func ByCount(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCount, opts...).ToFunc()
 }
 
-// ByType orders the results by the type field.
-func ByType(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldType, opts...).ToFunc()
-}
-
-// ByOccurredAt orders the results by the occurred_at field.
-func ByOccurredAt(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldOccurredAt, opts...).ToFunc()
+// ByDelivered orders the results by the delivered field.
+func ByDelivered(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDelivered, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
-	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/predicate"
 )
 
@@ -55,39 +55,29 @@ func IDLTE(id int64) predicate.Outbox {
 	return predicate.Outbox(sql.FieldLTE(FieldID, id))
 }
 
-// EventID applies equality check predicate on the "event_id" field. It's identical to EventIDEQ.
-func EventID(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldEventID, v))
-}
-
 // Partition applies equality check predicate on the "partition" field. It's identical to PartitionEQ.
 func Partition(v int16) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldPartition, v))
 }
 
-// Topic applies equality check predicate on the "topic" field. It's identical to TopicEQ.
-func Topic(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldTopic, v))
+// Events applies equality check predicate on the "events" field. It's identical to EventsEQ.
+func Events(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldEvents, v))
 }
 
-// Key applies equality check predicate on the "key" field. It's identical to KeyEQ.
-func Key(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldKey, v))
+// Keys applies equality check predicate on the "keys" field. It's identical to KeysEQ.
+func Keys(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldKeys, v))
 }
 
-// Type applies equality check predicate on the "type" field. It's identical to TypeEQ.
-func Type(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldType, v))
+// Count applies equality check predicate on the "count" field. It's identical to CountEQ.
+func Count(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldCount, v))
 }
 
-// Payload applies equality check predicate on the "payload" field. It's identical to PayloadEQ.
-func Payload(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldPayload, v))
-}
-
-// OccurredAt applies equality check predicate on the "occurred_at" field. It's identical to OccurredAtEQ.
-func OccurredAt(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldOccurredAt, v))
+// Delivered applies equality check predicate on the "delivered" field. It's identical to DeliveredEQ.
+func Delivered(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldDelivered, v))
 }
 
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
@@ -108,46 +98,6 @@ func NextAttemptAt(v time.Time) predicate.Outbox {
 // LastError applies equality check predicate on the "last_error" field. It's identical to LastErrorEQ.
 func LastError(v string) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldLastError, v))
-}
-
-// EventIDEQ applies the EQ predicate on the "event_id" field.
-func EventIDEQ(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldEventID, v))
-}
-
-// EventIDNEQ applies the NEQ predicate on the "event_id" field.
-func EventIDNEQ(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldEventID, v))
-}
-
-// EventIDIn applies the In predicate on the "event_id" field.
-func EventIDIn(vs ...uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldEventID, vs...))
-}
-
-// EventIDNotIn applies the NotIn predicate on the "event_id" field.
-func EventIDNotIn(vs ...uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldEventID, vs...))
-}
-
-// EventIDGT applies the GT predicate on the "event_id" field.
-func EventIDGT(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldEventID, v))
-}
-
-// EventIDGTE applies the GTE predicate on the "event_id" field.
-func EventIDGTE(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldEventID, v))
-}
-
-// EventIDLT applies the LT predicate on the "event_id" field.
-func EventIDLT(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldEventID, v))
-}
-
-// EventIDLTE applies the LTE predicate on the "event_id" field.
-func EventIDLTE(v uuid.UUID) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldEventID, v))
 }
 
 // PartitionEQ applies the EQ predicate on the "partition" field.
@@ -190,279 +140,164 @@ func PartitionLTE(v int16) predicate.Outbox {
 	return predicate.Outbox(sql.FieldLTE(FieldPartition, v))
 }
 
-// TopicEQ applies the EQ predicate on the "topic" field.
-func TopicEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldTopic, v))
+// EventsEQ applies the EQ predicate on the "events" field.
+func EventsEQ(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldEvents, v))
 }
 
-// TopicNEQ applies the NEQ predicate on the "topic" field.
-func TopicNEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldTopic, v))
+// EventsNEQ applies the NEQ predicate on the "events" field.
+func EventsNEQ(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldEvents, v))
 }
 
-// TopicIn applies the In predicate on the "topic" field.
-func TopicIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldTopic, vs...))
+// EventsIn applies the In predicate on the "events" field.
+func EventsIn(vs ...[]byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldEvents, vs...))
 }
 
-// TopicNotIn applies the NotIn predicate on the "topic" field.
-func TopicNotIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldTopic, vs...))
+// EventsNotIn applies the NotIn predicate on the "events" field.
+func EventsNotIn(vs ...[]byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldEvents, vs...))
 }
 
-// TopicGT applies the GT predicate on the "topic" field.
-func TopicGT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldTopic, v))
+// EventsGT applies the GT predicate on the "events" field.
+func EventsGT(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldEvents, v))
 }
 
-// TopicGTE applies the GTE predicate on the "topic" field.
-func TopicGTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldTopic, v))
+// EventsGTE applies the GTE predicate on the "events" field.
+func EventsGTE(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldEvents, v))
 }
 
-// TopicLT applies the LT predicate on the "topic" field.
-func TopicLT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldTopic, v))
+// EventsLT applies the LT predicate on the "events" field.
+func EventsLT(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldEvents, v))
 }
 
-// TopicLTE applies the LTE predicate on the "topic" field.
-func TopicLTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldTopic, v))
+// EventsLTE applies the LTE predicate on the "events" field.
+func EventsLTE(v []byte) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldEvents, v))
 }
 
-// TopicContains applies the Contains predicate on the "topic" field.
-func TopicContains(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContains(FieldTopic, v))
+// KeysEQ applies the EQ predicate on the "keys" field.
+func KeysEQ(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldKeys, v))
 }
 
-// TopicHasPrefix applies the HasPrefix predicate on the "topic" field.
-func TopicHasPrefix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasPrefix(FieldTopic, v))
+// KeysNEQ applies the NEQ predicate on the "keys" field.
+func KeysNEQ(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldKeys, v))
 }
 
-// TopicHasSuffix applies the HasSuffix predicate on the "topic" field.
-func TopicHasSuffix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasSuffix(FieldTopic, v))
+// KeysIn applies the In predicate on the "keys" field.
+func KeysIn(vs ...pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldKeys, vs...))
 }
 
-// TopicEqualFold applies the EqualFold predicate on the "topic" field.
-func TopicEqualFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEqualFold(FieldTopic, v))
+// KeysNotIn applies the NotIn predicate on the "keys" field.
+func KeysNotIn(vs ...pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldKeys, vs...))
 }
 
-// TopicContainsFold applies the ContainsFold predicate on the "topic" field.
-func TopicContainsFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContainsFold(FieldTopic, v))
+// KeysGT applies the GT predicate on the "keys" field.
+func KeysGT(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldKeys, v))
 }
 
-// KeyEQ applies the EQ predicate on the "key" field.
-func KeyEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldKey, v))
+// KeysGTE applies the GTE predicate on the "keys" field.
+func KeysGTE(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldKeys, v))
 }
 
-// KeyNEQ applies the NEQ predicate on the "key" field.
-func KeyNEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldKey, v))
+// KeysLT applies the LT predicate on the "keys" field.
+func KeysLT(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldKeys, v))
 }
 
-// KeyIn applies the In predicate on the "key" field.
-func KeyIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldKey, vs...))
+// KeysLTE applies the LTE predicate on the "keys" field.
+func KeysLTE(v pq.StringArray) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldKeys, v))
 }
 
-// KeyNotIn applies the NotIn predicate on the "key" field.
-func KeyNotIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldKey, vs...))
+// CountEQ applies the EQ predicate on the "count" field.
+func CountEQ(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldCount, v))
 }
 
-// KeyGT applies the GT predicate on the "key" field.
-func KeyGT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldKey, v))
+// CountNEQ applies the NEQ predicate on the "count" field.
+func CountNEQ(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldCount, v))
 }
 
-// KeyGTE applies the GTE predicate on the "key" field.
-func KeyGTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldKey, v))
+// CountIn applies the In predicate on the "count" field.
+func CountIn(vs ...int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldCount, vs...))
 }
 
-// KeyLT applies the LT predicate on the "key" field.
-func KeyLT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldKey, v))
+// CountNotIn applies the NotIn predicate on the "count" field.
+func CountNotIn(vs ...int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldCount, vs...))
 }
 
-// KeyLTE applies the LTE predicate on the "key" field.
-func KeyLTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldKey, v))
+// CountGT applies the GT predicate on the "count" field.
+func CountGT(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldCount, v))
 }
 
-// KeyContains applies the Contains predicate on the "key" field.
-func KeyContains(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContains(FieldKey, v))
+// CountGTE applies the GTE predicate on the "count" field.
+func CountGTE(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldCount, v))
 }
 
-// KeyHasPrefix applies the HasPrefix predicate on the "key" field.
-func KeyHasPrefix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasPrefix(FieldKey, v))
+// CountLT applies the LT predicate on the "count" field.
+func CountLT(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldCount, v))
 }
 
-// KeyHasSuffix applies the HasSuffix predicate on the "key" field.
-func KeyHasSuffix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasSuffix(FieldKey, v))
+// CountLTE applies the LTE predicate on the "count" field.
+func CountLTE(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldCount, v))
 }
 
-// KeyEqualFold applies the EqualFold predicate on the "key" field.
-func KeyEqualFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEqualFold(FieldKey, v))
+// DeliveredEQ applies the EQ predicate on the "delivered" field.
+func DeliveredEQ(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldDelivered, v))
 }
 
-// KeyContainsFold applies the ContainsFold predicate on the "key" field.
-func KeyContainsFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContainsFold(FieldKey, v))
+// DeliveredNEQ applies the NEQ predicate on the "delivered" field.
+func DeliveredNEQ(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldDelivered, v))
 }
 
-// TypeEQ applies the EQ predicate on the "type" field.
-func TypeEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldType, v))
+// DeliveredIn applies the In predicate on the "delivered" field.
+func DeliveredIn(vs ...int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldDelivered, vs...))
 }
 
-// TypeNEQ applies the NEQ predicate on the "type" field.
-func TypeNEQ(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldType, v))
+// DeliveredNotIn applies the NotIn predicate on the "delivered" field.
+func DeliveredNotIn(vs ...int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldDelivered, vs...))
 }
 
-// TypeIn applies the In predicate on the "type" field.
-func TypeIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldType, vs...))
+// DeliveredGT applies the GT predicate on the "delivered" field.
+func DeliveredGT(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldDelivered, v))
 }
 
-// TypeNotIn applies the NotIn predicate on the "type" field.
-func TypeNotIn(vs ...string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldType, vs...))
+// DeliveredGTE applies the GTE predicate on the "delivered" field.
+func DeliveredGTE(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldDelivered, v))
 }
 
-// TypeGT applies the GT predicate on the "type" field.
-func TypeGT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldType, v))
+// DeliveredLT applies the LT predicate on the "delivered" field.
+func DeliveredLT(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldDelivered, v))
 }
 
-// TypeGTE applies the GTE predicate on the "type" field.
-func TypeGTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldType, v))
-}
-
-// TypeLT applies the LT predicate on the "type" field.
-func TypeLT(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldType, v))
-}
-
-// TypeLTE applies the LTE predicate on the "type" field.
-func TypeLTE(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldType, v))
-}
-
-// TypeContains applies the Contains predicate on the "type" field.
-func TypeContains(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContains(FieldType, v))
-}
-
-// TypeHasPrefix applies the HasPrefix predicate on the "type" field.
-func TypeHasPrefix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasPrefix(FieldType, v))
-}
-
-// TypeHasSuffix applies the HasSuffix predicate on the "type" field.
-func TypeHasSuffix(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldHasSuffix(FieldType, v))
-}
-
-// TypeEqualFold applies the EqualFold predicate on the "type" field.
-func TypeEqualFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEqualFold(FieldType, v))
-}
-
-// TypeContainsFold applies the ContainsFold predicate on the "type" field.
-func TypeContainsFold(v string) predicate.Outbox {
-	return predicate.Outbox(sql.FieldContainsFold(FieldType, v))
-}
-
-// PayloadEQ applies the EQ predicate on the "payload" field.
-func PayloadEQ(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldPayload, v))
-}
-
-// PayloadNEQ applies the NEQ predicate on the "payload" field.
-func PayloadNEQ(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldPayload, v))
-}
-
-// PayloadIn applies the In predicate on the "payload" field.
-func PayloadIn(vs ...[]byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldPayload, vs...))
-}
-
-// PayloadNotIn applies the NotIn predicate on the "payload" field.
-func PayloadNotIn(vs ...[]byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldPayload, vs...))
-}
-
-// PayloadGT applies the GT predicate on the "payload" field.
-func PayloadGT(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldPayload, v))
-}
-
-// PayloadGTE applies the GTE predicate on the "payload" field.
-func PayloadGTE(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldPayload, v))
-}
-
-// PayloadLT applies the LT predicate on the "payload" field.
-func PayloadLT(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldPayload, v))
-}
-
-// PayloadLTE applies the LTE predicate on the "payload" field.
-func PayloadLTE(v []byte) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldPayload, v))
-}
-
-// OccurredAtEQ applies the EQ predicate on the "occurred_at" field.
-func OccurredAtEQ(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldEQ(FieldOccurredAt, v))
-}
-
-// OccurredAtNEQ applies the NEQ predicate on the "occurred_at" field.
-func OccurredAtNEQ(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNEQ(FieldOccurredAt, v))
-}
-
-// OccurredAtIn applies the In predicate on the "occurred_at" field.
-func OccurredAtIn(vs ...time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldIn(FieldOccurredAt, vs...))
-}
-
-// OccurredAtNotIn applies the NotIn predicate on the "occurred_at" field.
-func OccurredAtNotIn(vs ...time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldNotIn(FieldOccurredAt, vs...))
-}
-
-// OccurredAtGT applies the GT predicate on the "occurred_at" field.
-func OccurredAtGT(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGT(FieldOccurredAt, v))
-}
-
-// OccurredAtGTE applies the GTE predicate on the "occurred_at" field.
-func OccurredAtGTE(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldGTE(FieldOccurredAt, v))
-}
-
-// OccurredAtLT applies the LT predicate on the "occurred_at" field.
-func OccurredAtLT(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLT(FieldOccurredAt, v))
-}
-
-// OccurredAtLTE applies the LTE predicate on the "occurred_at" field.
-func OccurredAtLTE(v time.Time) predicate.Outbox {
-	return predicate.Outbox(sql.FieldLTE(FieldOccurredAt, v))
+// DeliveredLTE applies the LTE predicate on the "delivered" field.
+func DeliveredLTE(v int32) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldDelivered, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

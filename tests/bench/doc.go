@@ -29,7 +29,8 @@
 //     with the 10 messages in one Publish or in 10; impl=uno-1emit and impl=uno-10emit
 //     are uow.Manager.Do with UnitOfWork.Emit of the 10 events in one call or in 10. With
 //     events=0 every Watermill variant is plain pgx.BeginFunc and every uno variant the
-//     same uow Do without Emit. Domain and outbox rows are counted after every run.
+//     same uow Do without Emit. Domain rows and outbox events (for uno: events in its
+//     envelopes, events.ReadLag) are counted after every run.
 //   - BenchmarkRelay (issue 4): drains a backlog of 20,000 committed events (200
 //     transactions of 100) to a router handler on an in-process GoChannel and reports
 //     events/s; the events are spread over 200 keys (keys=200) or over 4 hot keys
