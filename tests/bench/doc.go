@@ -27,7 +27,9 @@
 //     impl=watermill-10publish are Watermill's outbox: the watermill-sql v4 publisher on
 //     the pgx transaction (sql.TxFromPgx), wrapped by components/forwarder's publisher,
 //     with the 10 messages in one Publish or in 10; impl=uno-1emit and impl=uno-10emit
-//     are uow.Manager.Do with UnitOfWork.Emit of the 10 events in one call or in 10. With
+//     are uow.Manager.Do with UnitOfWork.Emit of the 10 events (10 keys) in one call or
+//     in 10; impl=uno-1emit-1key emits them in one call under one key (one aggregate, so
+//     one outbox row). With
 //     events=0 every Watermill variant is plain pgx.BeginFunc and every uno variant the
 //     same uow Do without Emit. Domain rows and outbox events (for uno: events in its
 //     envelopes, events.ReadLag) are counted after every run.

@@ -47,6 +47,7 @@ func emitImpls(tb testing.TB, pool *pgxpool.Pool) []emitImpl {
 		},
 		unoEmit(tb, pool, true),
 		unoEmit(tb, pool, false),
+		unoEmitOneKey(tb, pool),
 	}
 }
 
@@ -54,7 +55,7 @@ func emitImpls(tb testing.TB, pool *pgxpool.Pool) []emitImpl {
 // events (events=10), for Watermill's outbox (watermill-sql publisher in the transaction,
 // envelope for components/forwarder; 10 messages in one Publish, or 10 Publish calls)
 // and for uno (a uow.Manager.Do that emits 10 events with UnitOfWork.Emit, in one call or
-// ten). Without events every Watermill variant is
+// ten, under 10 keys; and in one call under one key, impl=uno-1emit-1key). Without events every Watermill variant is
 // the same plain pgx.BeginFunc transaction; uno's is the same uow Do without Emit.
 //
 // `benchstat -col /events -row /impl` shows what 10 events cost each implementation.

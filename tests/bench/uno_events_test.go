@@ -169,6 +169,25 @@ func unoEmit(tb testing.TB, pool *pgxpool.Pool, oneEmit bool) emitImpl {
 	}
 }
 
+// unoEmitOneKey returns uno emitting the events of a transaction, in one Emit call,
+// under a single key, as a use-case that changes one aggregate does: they share one
+// outbox envelope (row), where events of ten keys spread over up to ten partitions.
+func unoEmitOneKey(tb testing.TB, pool *pgxpool.Pool) emitImpl {
+	tb.Helper()
+	u := newUnoEvents(tb, pool)
+	return emitImpl{
+		name:  "uno-1emit-1key",
+		reset: u.reset,
+		commit: func(ctx context.Context, evs []eventRef) error {
+			for i := range evs {
+				evs[i].key = evs[0].key
+			}
+			return u.commit(ctx, evs, true)
+		},
+		outboxRows: func(tb testing.TB) int { tb.Helper(); return countUnoEvents(tb, pool) },
+	}
+}
+
 // unoRelay returns uno as an eventImpl (events committed with one Emit per transaction).
 func unoRelay(tb testing.TB, pool *pgxpool.Pool) eventImpl {
 	tb.Helper()
