@@ -1,12 +1,10 @@
 package compat_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/compat"
+	"github.com/uno-framework/uno/internal/logcapture"
 	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/tests/pgtest"
 )
@@ -21,23 +20,6 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const secret = "s3cr3t-PA55"
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // legacyConfig is the package database as a legacy ConnectionConfig.
 func legacyConfig(t *testing.T) compat.ConnectionConfig {
@@ -57,7 +39,7 @@ func legacyConfig(t *testing.T) compat.ConnectionConfig {
 // TestLegacyCodeStillWorks is code written against the legacy API, unchanged.
 func TestLegacyCodeStillWorks(t *testing.T) {
 	ctx := context.Background()
-	logs := &logBuffer{}
+	logs := &logcapture.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	cfg := legacyConfig(t) // no sslmode in legacy configs: the default, prefer, applies
 
@@ -102,7 +84,7 @@ func TestLegacyCodeStillWorks(t *testing.T) {
 
 func TestEachLegacyValueWarnsOnce(t *testing.T) {
 	ctx := context.Background()
-	logs := &logBuffer{}
+	logs := &logcapture.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	for range 2 {
 		db, err := compat.NewUnoDatabaseProvider(ctx, legacyConfig(t), provider.WithLogger(logger))
@@ -147,7 +129,7 @@ func TestLegacyConfigHidesPassword(t *testing.T) {
 		assert.Contains(t, s, "xxxxx", f)
 	}
 	assert.NotContains(t, fmt.Sprintf("%+v", struct{ C compat.ConnectionConfig }{cc}), secret)
-	logs := &logBuffer{}
+	logs := &logcapture.Buffer{}
 	slog.New(slog.NewJSONHandler(logs, nil)).Info("legacy", "config", cc)
 	assert.NotContains(t, logs.String(), secret)
 	assert.Contains(t, logs.String(), `"host":"h"`)

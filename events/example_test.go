@@ -10,7 +10,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/events"
 	"github.com/uno-framework/uno/schema"
@@ -31,9 +30,7 @@ func connect(ctx context.Context) *pgxpool.Pool {
 	if err != nil {
 		panic(err)
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	if err := schema.Migrate(ctx, sqlDB{db}); err != nil {
+	if err := schema.MigratePool(ctx, pool); err != nil {
 		panic(err)
 	}
 	return pool

@@ -2,7 +2,6 @@ package events_test
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"os"
 	"sync"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/events"
@@ -34,11 +32,6 @@ func TestMain(m *testing.M) {
 	}
 	pgtest.Main(m)
 }
-
-// sqlDB adapts a *sql.DB to schema.Database.
-type sqlDB struct{ db *sql.DB }
-
-func (d sqlDB) DB() *sql.DB { return d.db }
 
 var migrateOnce sync.Once
 
@@ -70,9 +63,7 @@ func migrate(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
 	var err error
 	migrateOnce.Do(func() {
-		db := stdlib.OpenDBFromPool(pool)
-		defer db.Close()
-		err = schema.Migrate(context.Background(), sqlDB{db})
+		err = schema.MigratePool(context.Background(), pool)
 		if err == nil {
 			_, err = pool.Exec(context.Background(), `CREATE TABLE IF NOT EXISTS test_counters (
 	name text PRIMARY KEY, n int8 NOT NULL DEFAULT 0)`)

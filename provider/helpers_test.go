@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uno-framework/uno/internal/logcapture"
 	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/tests/pgtest"
@@ -18,27 +18,9 @@ import (
 
 const secret = "s3cr3t-PA55"
 
-// logBuffer collects log output written from any goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLogger returns a logger writing text and JSON lines, at every level, to one buffer.
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newLogger() (*slog.Logger, *logcapture.Buffer) {
+	b := &logcapture.Buffer{}
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	return slog.New(teeHandler{slog.NewTextHandler(b, opts), slog.NewJSONHandler(b, opts)}), b
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uno-framework/uno/internal/logcapture"
 	"github.com/uno-framework/uno/pgserver"
 	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/provider"
@@ -124,7 +125,7 @@ func TestNewWaitsForTheServerToComeUp(t *testing.T) {
 	cfg := provider.DefaultConfig()
 	cfg.Host, cfg.Port, cfg.SSLMode, cfg.Password = "127.0.0.1", port, provider.SSLModeDisable, secret
 	retried := make(chan struct{}, 1)
-	logger := slog.New(notifyHandler{slog.NewTextHandler(&logBuffer{}, nil), "retrying", retried})
+	logger := slog.New(notifyHandler{slog.NewTextHandler(&logcapture.Buffer{}, nil), "retrying", retried})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/events"
 	"github.com/uno-framework/uno/schema"
@@ -28,18 +26,11 @@ var migrated struct {
 	err  error
 }
 
-// sqlDB adapts a *sql.DB to schema.Database.
-type sqlDB struct{ db *sql.DB }
-
-func (d sqlDB) DB() *sql.DB { return d.db }
-
 // migrate creates uno's tables (schema.Migrate) in the package database.
 func migrate(tb testing.TB, pool *pgxpool.Pool) {
 	tb.Helper()
 	migrated.once.Do(func() {
-		db := stdlib.OpenDBFromPool(pool)
-		defer db.Close()
-		migrated.err = schema.Migrate(context.Background(), sqlDB{db})
+		migrated.err = schema.MigratePool(context.Background(), pool)
 	})
 	if migrated.err != nil {
 		tb.Fatalf("schema.Migrate: %v", migrated.err)
