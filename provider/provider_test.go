@@ -322,7 +322,7 @@ func TestQuerierJoinsTheContextsTransaction(t *testing.T) {
 	p := newProvider(t, testConfig(t))
 	tm, err := txmanager.New(p.Pool(), txmanager.Config{})
 	require.NoError(t, err)
-	_, err = p.Pool().Exec(ctx, `CREATE TABLE querier_join (v int)`)
+	_, err = p.Pool().Exec(ctx, `DROP TABLE IF EXISTS querier_join; CREATE TABLE querier_join (v int)`)
 	require.NoError(t, err)
 
 	var outside int32
