@@ -12,8 +12,8 @@
 // sent in the round trip that carries COMMIT — an emitting transaction costs no
 // extra round trip, and no relay can see an event before its transaction committed.
 // The events of a transaction take one row per partition, an envelope (see
-// [DecodeEnvelope]): one row for events of one key, so that emitting ten events costs
-// little more than emitting one.
+// [DecodeEnvelope]): one row for events of one key, so that the commit writes one row
+// and one index entry rather than one per event.
 //
 //	outbox := events.NewOutbox(events.OutboxConfig{})
 //	err := tm.Do(ctx, func(ctx context.Context) error {
