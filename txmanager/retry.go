@@ -1,0 +1,85 @@
+package txmanager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v3"
+)
+
+// runNew runs fn in a new transaction, retrying it per the retry policy.
+func (m *Manager) runNew(ctx context.Context, fn func(context.Context) error, o *options) error {
+	policy := m.retry
+	if o.retry != nil {
+		policy = o.retry.withDefaults(m.retry)
+	}
+	var bo backoff.BackOff
+	for attempt := 1; ; attempt++ {
+		err, retryable := m.attempt(ctx, fn, o)
+		if err == nil || !retryable {
+			return err
+		}
+		if attempt >= policy.MaxAttempts {
+			if attempt == 1 {
+				return err
+			}
+			return &RetryError{Attempts: attempt, Err: err}
+		}
+		if bo == nil {
+			bo = backoff.WithContext(policy.backOff(), ctx)
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: %w)", err, context.Cause(ctx))}
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: the context's deadline comes before the next attempt)", err)}
+		}
+		m.logger.LogAttrs(ctx, slog.LevelDebug, "txmanager: retrying the transaction",
+			attrTx(o.name), slog.Int("attempt", attempt+1), slog.Duration("wait", wait), attrErr(err))
+		if !sleep(ctx, wait) {
+			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: %w)", err, context.Cause(ctx))}
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// attempt runs fn once in a new transaction. retryable reports whether the transaction
+// failed with a serialization failure or deadlock of its own.
+func (m *Manager) attempt(ctx context.Context, fn func(context.Context) error, o *options) (err error, retryable bool) {
+	txCtx := ctx
+	var cancel context.CancelFunc
+	if o.timeout > 0 {
+		txCtx, cancel = context.WithTimeout(ctx, o.timeout)
+	}
+	st := m.newState(txCtx, o)
+	returned := false
+	defer func() {
+		if !returned {
+			_ = st.end(txCtx, ctx, errPanicked)
+		}
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	fnErr := fn(&st.root)
+	returned = true
+	err = st.end(txCtx, ctx, fnErr)
+	// Retry when this transaction itself saw a serialization failure or deadlock, and
+	// that is why it failed: the error says so, or the error is the consequence of an
+	// earlier one that fn swallowed (a statement in the aborted transaction, or COMMIT).
+	return err, err != nil && st.retryable && (isRetryable(err) || isRetryable(st.failErr))
+}
