@@ -11,26 +11,6 @@ import (
 	"github.com/uno-framework/uno/txmanager"
 )
 
-// requeueReadSQL reads the dead letters to requeue.
-const requeueReadSQL = `SELECT id, event_id, topic, key, type, payload, metadata::text, occurred_at
-FROM uno_dead_letters WHERE id = ANY($1::int8[])`
-
-// requeueSQL moves dead letters back into the outbox as new envelopes of one event
-// each (encoded by the caller, $2), in their original order, with their attempts
-// reset, and wakes the relays. Only the dead letters this statement deletes are
-// inserted, so two concurrent requeues of one dead letter put it back once.
-const requeueSQL = `WITH moved AS (
-	DELETE FROM uno_dead_letters WHERE id = ANY($1::int8[])
-	RETURNING id, outbox_id, partition, key
-), ins AS (
-	INSERT INTO uno_outbox (partition, events, keys, count)
-	SELECT m.partition, e.body, ARRAY[m.key], 1
-	FROM moved m JOIN unnest($1::int8[], $2::bytea[]) AS e(id, body) ON e.id = m.id
-	ORDER BY m.outbox_id, m.id
-	RETURNING partition
-)
-SELECT count(*), pg_notify('` + NotifyChannel + `', COALESCE(string_agg(DISTINCT partition::text, ','), '')) FROM ins`
-
 // Requeue puts the dead letters with the given ids (uno_dead_letters.id) back into
 // the outbox, to be published again from their first attempt, and returns how many it
 // moved. Run it through a pool, or inside a transaction to combine it with other work.

@@ -45,6 +45,54 @@
 // emit under one key without conflicting on any row are concurrent: their order is
 // the order in which they reached COMMIT.
 //
+// # How the relay works
+//
+// Each outbox row, an envelope, holds the events one transaction emitted under one
+// partition, a hash of their key ([PartitionOf]), in emission order. A relay
+// publishes the envelopes of a partition only while it holds that partition's lease in
+// uno_outbox_leases, so several relay processes can run at once: they never send rows
+// of the same partition at the same time, and they share the partitions evenly (each
+// takes its fair share, given the live relays registered in uno_outbox_relays, and
+// gives back what exceeds it). Lease expiry is decided by the database clock; the
+// holder counts its lease from before it asked for it, so it stops working on a
+// partition before any other relay can take it over. A relay that dies loses its
+// leases after LeaseDuration; one that stops returns them at once.
+//
+// The relay is made of four parts, each a type in a file of its own: the lease
+// coordinator (relay_leases.go) holds the leases and the relay's table of partitions;
+// the waker (relay_waker.go) LISTENs and marks notified partitions; the workers
+// (relay_worker.go) read, publish and acknowledge; the publish planner
+// (relay_plan.go) groups a batch into Publish calls. Their SQL is in relay_sql.go,
+// the envelope codec in envelope.go.
+//
+// Inside a relay, Workers goroutines each serve a fixed share of the held partitions.
+// A worker reads a batch (envelopes in id order; per partition a prefix), publishes
+// their events, each envelope from its offset delivered, with one Publish call per
+// topic (or per run of a topic when a key spans topics, so that the order of each key
+// is kept), and acknowledges it in the round trip that reads the next batch: DELETE of
+// the envelopes all of whose events were delivered, the new offset of the partly
+// delivered ones (so a retry does not publish an event twice), attempts and back-off
+// of the failed ones, and the move to uno_dead_letters of an event that failed
+// MaxAttempts times (its envelope then goes on past it). When a batch fails, its
+// messages are published one by one to find the failing ones; the events of a key
+// behind a failing event wait (in the database: an envelope in back-off holds back
+// the events of its keys in later envelopes, whose other events flow), other keys go
+// on.
+//
+// The relay is woken by NOTIFY (see [NotifyChannel]) on a connection of its own that
+// it holds while running, naming the partitions written, so the commit-to-publish
+// latency is one query, not a poll interval; PollInterval is the fallback.
+//
+// Why leases in a table rather than FOR UPDATE SKIP LOCKED or advisory locks: row
+// locks cannot keep the order of a key across relays (a second relay would skip the
+// locked head of a key and send its successor), and session advisory locks vanish the
+// moment a connection drops, while the relay that held them may still be publishing
+// what it read. A lease outlives a connection blip, expires by the database clock, and
+// its holder reads a partition only while more than half of the lease is left and
+// publishes what it read only while more than a quarter is left, so two relays never
+// publish events of one partition at the same time unless a Publish call outlasts a
+// lease the relay could not renew.
+//
 // # Subscribing
 //
 // [Handle] adds a typed handler to a Watermill router; the [Inbox] middleware runs

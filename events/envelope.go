@@ -1,17 +1,13 @@
 package events
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/uno-framework/uno/txmanager"
 )
 
 // An envelope is one uno_outbox row: the events one transaction emitted under one
@@ -228,90 +224,4 @@ func DecodeEnvelope(b []byte) ([]Event, error) {
 		out[i] = stored[i].event()
 	}
 	return out, nil
-}
-
-// PendingEvent is an event waiting in the outbox, as [ReadPending] returns it.
-type PendingEvent struct {
-	// Event is the event; its Payload is the stored []byte.
-	Event
-	// OutboxID and Partition identify the uno_outbox row (envelope) holding it.
-	OutboxID  int64
-	Partition int16
-	// Attempts is the number of failed publish attempts of its envelope.
-	Attempts int32
-}
-
-// ReadPending returns the events of the outbox not yet delivered, in the order of
-// their envelopes (uno_outbox.id) and, within one, of emission: at most limit of
-// them, all when limit is 0 or less. It is meant for tests, tools and operators; the
-// relay does not need it. q is a pool or a transaction.
-func ReadPending(ctx context.Context, q txmanager.Querier, limit int) ([]PendingEvent, error) {
-	rows, err := q.Query(ctx, `SELECT id, partition, events, delivered, attempts FROM uno_outbox ORDER BY id, partition`)
-	if err != nil {
-		if isUndefinedTable(err) {
-			return nil, errNotMigrated(err)
-		}
-		return nil, fmt.Errorf("events: read the pending events: %w", err)
-	}
-	defer rows.Close()
-	var out []PendingEvent
-	var (
-		id        int64
-		partition int16
-		raw       []byte
-		delivered int32
-		attempts  int32
-	)
-	for rows.Next() {
-		if err := rows.Scan(&id, &partition, &raw, &delivered, &attempts); err != nil {
-			return nil, fmt.Errorf("events: read the pending events: %w", err)
-		}
-		evs, err := DecodeEnvelope(raw)
-		if err != nil {
-			return nil, fmt.Errorf("events: outbox row (partition %d, id %d): %w", partition, id, err)
-		}
-		for _, ev := range evs[min(max(int(delivered), 0), len(evs)):] {
-			out = append(out, PendingEvent{Event: ev, OutboxID: id, Partition: partition, Attempts: attempts})
-			if limit > 0 && len(out) == limit {
-				return out, nil
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("events: read the pending events: %w", err)
-	}
-	return out, nil
-}
-
-// keySet returns the distinct keys of evs in first-appearance order; "" stands for
-// the events without key.
-func keySet(evs []storedEvent) []string {
-	var keys []string
-	for i := range evs {
-		if !slices.Contains(keys, evs[i].key) {
-			keys = append(keys, evs[i].key)
-		}
-	}
-	return keys
-}
-
-// textArrayLiteral formats keys as a PostgreSQL text[] literal, every element quoted.
-func textArrayLiteral(keys []string) string {
-	var sb strings.Builder
-	sb.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('"')
-		for j := 0; j < len(k); j++ {
-			if c := k[j]; c == '"' || c == '\\' {
-				sb.WriteByte('\\')
-			}
-			sb.WriteByte(k[j])
-		}
-		sb.WriteByte('"')
-	}
-	sb.WriteByte('}')
-	return sb.String()
 }

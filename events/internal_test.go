@@ -1,10 +1,8 @@
 package events
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -23,46 +21,4 @@ func TestPartitionOfIsStableAndSpreadsKeys(t *testing.T) {
 		hits[p]++
 	}
 	assert.Len(t, hits, Partitions, "every partition gets keys")
-}
-
-func TestNotifyPayloadRoundTrip(t *testing.T) {
-	var seen [Partitions]bool
-	seen[3], seen[17], seen[Partitions-1] = true, true, true
-	s := notifyPayload(&seen)
-	assert.Equal(t, "3,17,31", s)
-	var got []int
-	assert.True(t, parseNotifyPayload(s, func(p int) { got = append(got, p) }))
-	assert.Equal(t, []int{3, 17, 31}, got)
-	for _, bad := range []string{"", "x", "1,,2", "-1", "32"} {
-		assert.False(t, parseNotifyPayload(bad, func(int) {}), "%q", bad)
-	}
-}
-
-func TestPlanPublishKeepsKeyOrder(t *testing.T) {
-	envs := []envelope{
-		{id: 1, events: []storedEvent{{topic: "a", key: "k1"}, {topic: "b", key: "k2"}}},
-		{id: 2, events: []storedEvent{{topic: "a", key: "k1"}, {topic: "b", key: ""}}},
-	}
-	items := []item{{0, 0}, {0, 1}, {1, 0}, {1, 1}}
-	// No key spans two topics: one call per topic.
-	assert.Equal(t, []publishGroup{{"a", []item{{0, 0}, {1, 0}}}, {"b", []item{{0, 1}, {1, 1}}}}, planPublish(envs, items))
-	// k1 under two topics: runs, in order.
-	envs[1].events[0].topic = "b"
-	assert.Equal(t, []publishGroup{{"a", []item{{0, 0}}}, {"b", []item{{0, 1}, {1, 0}, {1, 1}}}}, planPublish(envs, items))
-}
-
-func TestRetryDelayDoublesUpToTheCap(t *testing.T) {
-	r := &Relay{cfg: RelayConfig{RetryBackoff: time.Second, MaxRetryBackoff: 5 * time.Second}}
-	var got []time.Duration
-	for a := 1; a <= 5; a++ {
-		got = append(got, r.retryDelay(a))
-	}
-	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}, got)
-}
-
-func TestErrorTextIsStorable(t *testing.T) {
-	s := errorText(errors.New("bad\x00byte \xff" + strings.Repeat("y", 5000)))
-	assert.NotContains(t, s, "\x00")
-	assert.True(t, len(s) <= 4000)
-	assert.True(t, strings.HasPrefix(s, "bad?byte ?"))
 }

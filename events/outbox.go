@@ -20,19 +20,6 @@ import (
 // partitions written, comma-separated.
 const NotifyChannel = "uno_outbox"
 
-// insertSQL writes all the envelopes of a transaction (one per partition its events
-// fall in; usually one), and notifies the relays, in one statement (the data-modifying
-// CTE runs although nothing reads it). Arrays rather than one parameter per value: the
-// statement text is the same for every transaction (prepared once per connection).
-// Each keys element is a text[] literal. The notification is delivered when the
-// transaction commits, and only then.
-const insertSQL = `WITH ins AS (
-	INSERT INTO uno_outbox (partition, events, keys, count)
-	SELECT p, e, k::text[], n
-	FROM unnest($1::int2[], $2::bytea[], $3::text[], $4::int4[]) AS u(p, e, k, n)
-)
-SELECT pg_notify('` + NotifyChannel + `', $5)`
-
 // OutboxConfig configures an [Outbox]. The zero value is ready to use.
 type OutboxConfig struct {
 	// Marshaler encodes payloads that are not []byte. Default: [JSONMarshaler].
@@ -272,4 +259,37 @@ func errNotMigrated(err error) error {
 func isUndefinedTable(err error) bool {
 	var pgErr interface{ SQLState() string }
 	return errors.As(err, &pgErr) && pgErr.SQLState() == "42P01"
+}
+
+// keySet returns the distinct keys of evs in first-appearance order; "" stands for
+// the events without key.
+func keySet(evs []storedEvent) []string {
+	var keys []string
+	for i := range evs {
+		if !slices.Contains(keys, evs[i].key) {
+			keys = append(keys, evs[i].key)
+		}
+	}
+	return keys
+}
+
+// textArrayLiteral formats keys as a PostgreSQL text[] literal, every element quoted.
+func textArrayLiteral(keys []string) string {
+	var sb strings.Builder
+	sb.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('"')
+		for j := 0; j < len(k); j++ {
+			if c := k[j]; c == '"' || c == '\\' {
+				sb.WriteByte('\\')
+			}
+			sb.WriteByte(k[j])
+		}
+		sb.WriteByte('"')
+	}
+	sb.WriteByte('}')
+	return sb.String()
 }
