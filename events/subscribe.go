@@ -83,10 +83,43 @@ func WithUnmarshaler(m Marshaler) HandleOption {
 	return func(c *handleConfig) { c.marshaler = m }
 }
 
-// Handle adds to router r a handler of topic, subscribed through sub, that decodes
-// each message into a Received[T] and calls fn with the message's context — the one
-// the [Inbox] middleware puts the handling transaction in, so that code in fn joining
-// ctx (txmanager's Querier, ent through entdriver, Outbox.Emit) runs in it.
+// Handler returns a Watermill handler that decodes each message into a Received[T]
+// and calls fn with the message's context — the one the [Inbox] middleware puts the
+// handling transaction in, so that code in fn joining ctx (txmanager's Querier, ent
+// through entdriver, Outbox.Emit) runs in it. It returns no messages. [Handle] adds it
+// to a router; tests call it directly (see package uowtest), wrapped in middlewares
+// such as Inbox.Middleware if they like.
+//
+// A payload that cannot be decoded is an error wrapping [ErrMalformedPayload]. Of opts,
+// only [WithUnmarshaler] matters here.
+func Handler[T any](fn func(ctx context.Context, ev Received[T]) error, opts ...HandleOption) message.HandlerFunc {
+	cfg := newHandleConfig("", opts)
+	m := cfg.marshaler
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ev, err := Decode[T](msg, m)
+		if err != nil {
+			return nil, err
+		}
+		return nil, fn(msg.Context(), ev)
+	}
+}
+
+func newHandleConfig(topic string, opts []HandleOption) handleConfig {
+	cfg := handleConfig{name: "events." + topic, marshaler: JSONMarshaler{}}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	if cfg.marshaler == nil {
+		cfg.marshaler = JSONMarshaler{}
+	}
+	return cfg
+}
+
+// Handle adds to router r a handler of topic, subscribed through sub: the [Handler] of
+// fn, which decodes each message into a Received[T] and calls fn with the message's
+// context (the Inbox middleware's transaction).
 //
 // fn returning nil acknowledges the message; an error negatively acknowledges it (the
 // subscriber redelivers it). A payload that cannot be decoded is an error wrapping
@@ -103,24 +136,13 @@ func Handle[T any](r *message.Router, sub message.Subscriber, topic string,
 	if topic == "" {
 		return nil, fmt.Errorf("events: Handle needs a topic")
 	}
-	cfg := handleConfig{name: "events." + topic, marshaler: JSONMarshaler{}}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&cfg)
-		}
-	}
-	if cfg.marshaler == nil {
-		cfg.marshaler = JSONMarshaler{}
-	}
+	cfg := newHandleConfig(topic, opts)
 	if _, taken := r.Handlers()[cfg.name]; taken {
 		return nil, fmt.Errorf("events: a handler named %q is already in the router; give this one another name with events.WithHandlerName", cfg.name)
 	}
-	m := cfg.marshaler
+	h := Handler(fn, opts...)
 	return r.AddConsumerHandler(cfg.name, topic, sub, func(msg *message.Message) error {
-		ev, err := Decode[T](msg, m)
-		if err != nil {
-			return err
-		}
-		return fn(msg.Context(), ev)
+		_, err := h(msg)
+		return err
 	}), nil
 }

@@ -96,6 +96,31 @@ func Stage(ctx context.Context, w CommitWriter, items ...any) error {
 	return nil
 }
 
+// Staged returns the items staged for w with [Stage] in ctx's transaction and not
+// dropped since, in staging order: those of every scope still open and of the scopes
+// that succeeded inside them. They are what w will be given at the outermost commit if
+// nothing else is staged or rolled back. It lets tests look at a transaction's staged
+// work (events, for instance) before it commits, or in one they roll back. It returns
+// ErrNoTransaction when ctx carries no transaction, and ErrTxDone when it has ended.
+func Staged(ctx context.Context, w CommitWriter) ([]any, error) {
+	sc := scopeFrom(ctx)
+	if sc == nil {
+		return nil, ErrNoTransaction
+	}
+	st := sc.st
+	if err := st.lock(sc); err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	var items []any
+	for _, s := range st.staged {
+		if s.w == w {
+			items = append(items, s.item)
+		}
+	}
+	return items, nil
+}
+
 // hookContext returns the context hooks run with: base's values, without its
 // cancellation and without a transaction.
 func hookContext(base context.Context) context.Context {

@@ -200,6 +200,7 @@ const (
 	optTimeout
 	optRetry
 	optName
+	optJoinAsNested
 )
 
 // Nested runs the scope in a savepoint of the context's transaction (PropagationNested).
@@ -251,6 +252,19 @@ func WithRetry(p RetryPolicy) Option { return Option{kind: optRetry, retry: &p} 
 // WithName names the transaction in logs (and traces).
 func WithName(name string) Option { return Option{kind: optName, s: name} }
 
+// JoinAsNested makes a transaction the call begins run each scope opened at its top
+// level as a savepoint scope of its own (PropagationNested), when that scope would
+// otherwise join it (Required, Supports, Mandatory; also [Manager.Begin] and so ent's
+// client.Tx). Each such scope then behaves as it would as an outermost transaction: its
+// failure rolls back only its own work and events (it returns its error; it does not
+// make the transaction rollback-only), and its success keeps them in the transaction.
+// Scopes opened inside those scopes join them as usual.
+//
+// It is meant for a test that wraps code written to run its own transactions in one
+// transaction it rolls back at the end (see package uowtest). RequiresNew and
+// NotSupported scopes still run outside the transaction, and Never fails in it.
+func JoinAsNested() Option { return Option{kind: optJoinAsNested} }
+
 // options is the result of applying Options.
 type options struct {
 	prop       Propagation
@@ -260,6 +274,8 @@ type options struct {
 	timeout    time.Duration
 	retry      *RetryPolicy
 	name       string
+	// joinAsNested: scopes joining the new transaction at its top level get savepoints.
+	joinAsNested bool
 }
 
 // apply applies opts to o and reports the first invalid one.
@@ -295,6 +311,8 @@ func (o *options) apply(opts []Option) error {
 			o.retry = opt.retry
 		case optName:
 			o.name = opt.s
+		case optJoinAsNested:
+			o.joinAsNested = true
 		}
 	}
 	return nil

@@ -31,6 +31,9 @@ type opened struct {
 // transaction of its own or runs without one.
 func (m *Manager) openScope(ctx context.Context, o *options) (opened, error) {
 	cur := m.current(ctx)
+	if cur != nil {
+		o.joinTopAsNested(cur)
+	}
 	switch o.prop {
 	case PropagationRequired, PropagationSupports, PropagationMandatory:
 		if cur != nil {
@@ -69,6 +72,18 @@ func (m *Manager) openScope(ctx context.Context, o *options) (opened, error) {
 			return opened{}, ErrTransactionExists
 		}
 		return opened{kind: scopeNone, ctx: ctx}, nil
+	}
+}
+
+// joinTopAsNested turns a scope that would join cur into a savepoint scope when cur is
+// the root scope of a JoinAsNested transaction.
+func (o *options) joinTopAsNested(cur *scope) {
+	if cur.level != 0 || !cur.st.joinAsNested {
+		return
+	}
+	switch o.prop {
+	case PropagationRequired, PropagationSupports, PropagationMandatory:
+		o.prop = PropagationNested
 	}
 }
 

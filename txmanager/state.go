@@ -38,6 +38,9 @@ type txState struct {
 	beginSQL string
 	iso      pgx.TxIsoLevel
 	name     string
+	// joinAsNested turns scopes that would join the root scope into savepoint scopes
+	// (JoinAsNested).
+	joinAsNested bool
 
 	begun     bool  // BEGIN was executed
 	broken    error // the transaction cannot go on (BEGIN or ROLLBACK TO failed)
@@ -66,7 +69,7 @@ type txState struct {
 // newState returns a transaction that begins with o's BEGIN; ctx is the context of its
 // root scope.
 func (m *Manager) newState(ctx context.Context, o *options) *txState {
-	st := &txState{m: m, beginSQL: o.beginSQL(), iso: o.iso, name: o.name}
+	st := &txState{m: m, beginSQL: o.beginSQL(), iso: o.iso, name: o.name, joinAsNested: o.joinAsNested}
 	st.root.Context = ctx
 	st.root.st = st
 	st.scopes = append(st.scopeBuf[:0], &st.root)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/uno-framework/uno/internal/pgclone"
 	"github.com/uno-framework/uno/pgserver"
 )
 
@@ -91,7 +92,7 @@ func run(m *testing.M, opts []Option) int {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		return 1
 	}
-	name, err := createPackageDatabase(ctx, srv.URL, templateName, packageName(), logger)
+	name, err := pgclone.Clone(ctx, srv.URL, pgclone.Template{Name: templateName}, packageName(), logger)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
@@ -101,7 +102,7 @@ func run(m *testing.M, opts []Option) int {
 		return 1
 	}
 	adminURL = srv.URL
-	connString = withDatabase(srv.URL, name)
+	connString = pgclone.WithDatabase(srv.URL, name)
 	logger.Info("pgtest: package database ready", "database", name, "server", srv.Source)
 
 	code := m.Run()
