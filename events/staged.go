@@ -56,3 +56,7 @@ func NewMessage(ev Event) (*message.Message, error) {
 	}
 	return x.message(), nil
 }
+
+// Marshaler returns the Marshaler that encodes the payloads of o's events, to decode
+// them with (as [Outbox.Staged] returns them, for instance).
+func (o *Outbox) Marshaler() Marshaler { return o.marshaler }
