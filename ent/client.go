@@ -14,14 +14,11 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
-	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/uno-framework/uno/ent/account"
 	"github.com/uno-framework/uno/ent/deadletter"
 	"github.com/uno-framework/uno/ent/inbox"
 	"github.com/uno-framework/uno/ent/outbox"
 	"github.com/uno-framework/uno/ent/outboxlease"
 	"github.com/uno-framework/uno/ent/outboxrelay"
-	"github.com/uno-framework/uno/ent/transfer"
 )
 
 // Client is the client that holds all ent builders.
@@ -29,8 +26,6 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
-	// Account is the client for interacting with the Account builders.
-	Account *AccountClient
 	// DeadLetter is the client for interacting with the DeadLetter builders.
 	DeadLetter *DeadLetterClient
 	// Inbox is the client for interacting with the Inbox builders.
@@ -41,8 +36,6 @@ type Client struct {
 	OutboxLease *OutboxLeaseClient
 	// OutboxRelay is the client for interacting with the OutboxRelay builders.
 	OutboxRelay *OutboxRelayClient
-	// Transfer is the client for interacting with the Transfer builders.
-	Transfer *TransferClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -54,13 +47,11 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
-	c.Account = NewAccountClient(c.config)
 	c.DeadLetter = NewDeadLetterClient(c.config)
 	c.Inbox = NewInboxClient(c.config)
 	c.Outbox = NewOutboxClient(c.config)
 	c.OutboxLease = NewOutboxLeaseClient(c.config)
 	c.OutboxRelay = NewOutboxRelayClient(c.config)
-	c.Transfer = NewTransferClient(c.config)
 }
 
 type (
@@ -153,13 +144,11 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:         ctx,
 		config:      cfg,
-		Account:     NewAccountClient(cfg),
 		DeadLetter:  NewDeadLetterClient(cfg),
 		Inbox:       NewInboxClient(cfg),
 		Outbox:      NewOutboxClient(cfg),
 		OutboxLease: NewOutboxLeaseClient(cfg),
 		OutboxRelay: NewOutboxRelayClient(cfg),
-		Transfer:    NewTransferClient(cfg),
 	}, nil
 }
 
@@ -179,20 +168,18 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:         ctx,
 		config:      cfg,
-		Account:     NewAccountClient(cfg),
 		DeadLetter:  NewDeadLetterClient(cfg),
 		Inbox:       NewInboxClient(cfg),
 		Outbox:      NewOutboxClient(cfg),
 		OutboxLease: NewOutboxLeaseClient(cfg),
 		OutboxRelay: NewOutboxRelayClient(cfg),
-		Transfer:    NewTransferClient(cfg),
 	}, nil
 }
 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		Account.
+//		DeadLetter.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -214,30 +201,26 @@ func (c *Client) Close() error {
 // Use adds the mutation hooks to all the entity clients.
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
-	for _, n := range []interface{ Use(...Hook) }{
-		c.Account, c.DeadLetter, c.Inbox, c.Outbox, c.OutboxLease, c.OutboxRelay,
-		c.Transfer,
-	} {
-		n.Use(hooks...)
-	}
+	c.DeadLetter.Use(hooks...)
+	c.Inbox.Use(hooks...)
+	c.Outbox.Use(hooks...)
+	c.OutboxLease.Use(hooks...)
+	c.OutboxRelay.Use(hooks...)
 }
 
 // Intercept adds the query interceptors to all the entity clients.
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
-	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.Account, c.DeadLetter, c.Inbox, c.Outbox, c.OutboxLease, c.OutboxRelay,
-		c.Transfer,
-	} {
-		n.Intercept(interceptors...)
-	}
+	c.DeadLetter.Intercept(interceptors...)
+	c.Inbox.Intercept(interceptors...)
+	c.Outbox.Intercept(interceptors...)
+	c.OutboxLease.Intercept(interceptors...)
+	c.OutboxRelay.Intercept(interceptors...)
 }
 
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
-	case *AccountMutation:
-		return c.Account.mutate(ctx, m)
 	case *DeadLetterMutation:
 		return c.DeadLetter.mutate(ctx, m)
 	case *InboxMutation:
@@ -248,175 +231,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.OutboxLease.mutate(ctx, m)
 	case *OutboxRelayMutation:
 		return c.OutboxRelay.mutate(ctx, m)
-	case *TransferMutation:
-		return c.Transfer.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
-	}
-}
-
-// AccountClient is a client for the Account schema.
-type AccountClient struct {
-	config
-}
-
-// NewAccountClient returns a client for the Account from the given config.
-func NewAccountClient(c config) *AccountClient {
-	return &AccountClient{config: c}
-}
-
-// Use adds a list of mutation hooks to the hooks stack.
-// A call to `Use(f, g, h)` equals to `account.Hooks(f(g(h())))`.
-func (c *AccountClient) Use(hooks ...Hook) {
-	c.hooks.Account = append(c.hooks.Account, hooks...)
-}
-
-// Intercept adds a list of query interceptors to the interceptors stack.
-// A call to `Intercept(f, g, h)` equals to `account.Intercept(f(g(h())))`.
-func (c *AccountClient) Intercept(interceptors ...Interceptor) {
-	c.inters.Account = append(c.inters.Account, interceptors...)
-}
-
-// Create returns a builder for creating a Account entity.
-func (c *AccountClient) Create() *AccountCreate {
-	mutation := newAccountMutation(c.config, OpCreate)
-	return &AccountCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// CreateBulk returns a builder for creating a bulk of Account entities.
-func (c *AccountClient) CreateBulk(builders ...*AccountCreate) *AccountCreateBulk {
-	return &AccountCreateBulk{config: c.config, builders: builders}
-}
-
-// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
-// a builder and applies setFunc on it.
-func (c *AccountClient) MapCreateBulk(slice any, setFunc func(*AccountCreate, int)) *AccountCreateBulk {
-	rv := reflect.ValueOf(slice)
-	if rv.Kind() != reflect.Slice {
-		return &AccountCreateBulk{err: fmt.Errorf("calling to AccountClient.MapCreateBulk with wrong type %T, need slice", slice)}
-	}
-	builders := make([]*AccountCreate, rv.Len())
-	for i := 0; i < rv.Len(); i++ {
-		builders[i] = c.Create()
-		setFunc(builders[i], i)
-	}
-	return &AccountCreateBulk{config: c.config, builders: builders}
-}
-
-// Update returns an update builder for Account.
-func (c *AccountClient) Update() *AccountUpdate {
-	mutation := newAccountMutation(c.config, OpUpdate)
-	return &AccountUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOne returns an update builder for the given entity.
-func (c *AccountClient) UpdateOne(_m *Account) *AccountUpdateOne {
-	mutation := newAccountMutation(c.config, OpUpdateOne, withAccount(_m))
-	return &AccountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOneID returns an update builder for the given id.
-func (c *AccountClient) UpdateOneID(id int64) *AccountUpdateOne {
-	mutation := newAccountMutation(c.config, OpUpdateOne, withAccountID(id))
-	return &AccountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// Delete returns a delete builder for Account.
-func (c *AccountClient) Delete() *AccountDelete {
-	mutation := newAccountMutation(c.config, OpDelete)
-	return &AccountDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// DeleteOne returns a builder for deleting the given entity.
-func (c *AccountClient) DeleteOne(_m *Account) *AccountDeleteOne {
-	return c.DeleteOneID(_m.ID)
-}
-
-// DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *AccountClient) DeleteOneID(id int64) *AccountDeleteOne {
-	builder := c.Delete().Where(account.ID(id))
-	builder.mutation.id = &id
-	builder.mutation.op = OpDeleteOne
-	return &AccountDeleteOne{builder}
-}
-
-// Query returns a query builder for Account.
-func (c *AccountClient) Query() *AccountQuery {
-	return &AccountQuery{
-		config: c.config,
-		ctx:    &QueryContext{Type: TypeAccount},
-		inters: c.Interceptors(),
-	}
-}
-
-// Get returns a Account entity by its id.
-func (c *AccountClient) Get(ctx context.Context, id int64) (*Account, error) {
-	return c.Query().Where(account.ID(id)).Only(ctx)
-}
-
-// GetX is like Get, but panics if an error occurs.
-func (c *AccountClient) GetX(ctx context.Context, id int64) *Account {
-	obj, err := c.Get(ctx, id)
-	if err != nil {
-		panic(err)
-	}
-	return obj
-}
-
-// QuerySent queries the sent edge of a Account.
-func (c *AccountClient) QuerySent(_m *Account) *TransferQuery {
-	query := (&TransferClient{config: c.config}).Query()
-	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
-		id := _m.ID
-		step := sqlgraph.NewStep(
-			sqlgraph.From(account.Table, account.FieldID, id),
-			sqlgraph.To(transfer.Table, transfer.FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, false, account.SentTable, account.SentColumn),
-		)
-		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
-		return fromV, nil
-	}
-	return query
-}
-
-// QueryReceived queries the received edge of a Account.
-func (c *AccountClient) QueryReceived(_m *Account) *TransferQuery {
-	query := (&TransferClient{config: c.config}).Query()
-	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
-		id := _m.ID
-		step := sqlgraph.NewStep(
-			sqlgraph.From(account.Table, account.FieldID, id),
-			sqlgraph.To(transfer.Table, transfer.FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, false, account.ReceivedTable, account.ReceivedColumn),
-		)
-		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
-		return fromV, nil
-	}
-	return query
-}
-
-// Hooks returns the client hooks.
-func (c *AccountClient) Hooks() []Hook {
-	return c.hooks.Account
-}
-
-// Interceptors returns the client interceptors.
-func (c *AccountClient) Interceptors() []Interceptor {
-	return c.inters.Account
-}
-
-func (c *AccountClient) mutate(ctx context.Context, m *AccountMutation) (Value, error) {
-	switch m.Op() {
-	case OpCreate:
-		return (&AccountCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdate:
-		return (&AccountUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdateOne:
-		return (&AccountUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpDelete, OpDeleteOne:
-		return (&AccountDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
-	default:
-		return nil, fmt.Errorf("ent: unknown Account mutation op: %q", m.Op())
 	}
 }
 
@@ -1085,179 +901,12 @@ func (c *OutboxRelayClient) mutate(ctx context.Context, m *OutboxRelayMutation) 
 	}
 }
 
-// TransferClient is a client for the Transfer schema.
-type TransferClient struct {
-	config
-}
-
-// NewTransferClient returns a client for the Transfer from the given config.
-func NewTransferClient(c config) *TransferClient {
-	return &TransferClient{config: c}
-}
-
-// Use adds a list of mutation hooks to the hooks stack.
-// A call to `Use(f, g, h)` equals to `transfer.Hooks(f(g(h())))`.
-func (c *TransferClient) Use(hooks ...Hook) {
-	c.hooks.Transfer = append(c.hooks.Transfer, hooks...)
-}
-
-// Intercept adds a list of query interceptors to the interceptors stack.
-// A call to `Intercept(f, g, h)` equals to `transfer.Intercept(f(g(h())))`.
-func (c *TransferClient) Intercept(interceptors ...Interceptor) {
-	c.inters.Transfer = append(c.inters.Transfer, interceptors...)
-}
-
-// Create returns a builder for creating a Transfer entity.
-func (c *TransferClient) Create() *TransferCreate {
-	mutation := newTransferMutation(c.config, OpCreate)
-	return &TransferCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// CreateBulk returns a builder for creating a bulk of Transfer entities.
-func (c *TransferClient) CreateBulk(builders ...*TransferCreate) *TransferCreateBulk {
-	return &TransferCreateBulk{config: c.config, builders: builders}
-}
-
-// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
-// a builder and applies setFunc on it.
-func (c *TransferClient) MapCreateBulk(slice any, setFunc func(*TransferCreate, int)) *TransferCreateBulk {
-	rv := reflect.ValueOf(slice)
-	if rv.Kind() != reflect.Slice {
-		return &TransferCreateBulk{err: fmt.Errorf("calling to TransferClient.MapCreateBulk with wrong type %T, need slice", slice)}
-	}
-	builders := make([]*TransferCreate, rv.Len())
-	for i := 0; i < rv.Len(); i++ {
-		builders[i] = c.Create()
-		setFunc(builders[i], i)
-	}
-	return &TransferCreateBulk{config: c.config, builders: builders}
-}
-
-// Update returns an update builder for Transfer.
-func (c *TransferClient) Update() *TransferUpdate {
-	mutation := newTransferMutation(c.config, OpUpdate)
-	return &TransferUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOne returns an update builder for the given entity.
-func (c *TransferClient) UpdateOne(_m *Transfer) *TransferUpdateOne {
-	mutation := newTransferMutation(c.config, OpUpdateOne, withTransfer(_m))
-	return &TransferUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOneID returns an update builder for the given id.
-func (c *TransferClient) UpdateOneID(id int64) *TransferUpdateOne {
-	mutation := newTransferMutation(c.config, OpUpdateOne, withTransferID(id))
-	return &TransferUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// Delete returns a delete builder for Transfer.
-func (c *TransferClient) Delete() *TransferDelete {
-	mutation := newTransferMutation(c.config, OpDelete)
-	return &TransferDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// DeleteOne returns a builder for deleting the given entity.
-func (c *TransferClient) DeleteOne(_m *Transfer) *TransferDeleteOne {
-	return c.DeleteOneID(_m.ID)
-}
-
-// DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *TransferClient) DeleteOneID(id int64) *TransferDeleteOne {
-	builder := c.Delete().Where(transfer.ID(id))
-	builder.mutation.id = &id
-	builder.mutation.op = OpDeleteOne
-	return &TransferDeleteOne{builder}
-}
-
-// Query returns a query builder for Transfer.
-func (c *TransferClient) Query() *TransferQuery {
-	return &TransferQuery{
-		config: c.config,
-		ctx:    &QueryContext{Type: TypeTransfer},
-		inters: c.Interceptors(),
-	}
-}
-
-// Get returns a Transfer entity by its id.
-func (c *TransferClient) Get(ctx context.Context, id int64) (*Transfer, error) {
-	return c.Query().Where(transfer.ID(id)).Only(ctx)
-}
-
-// GetX is like Get, but panics if an error occurs.
-func (c *TransferClient) GetX(ctx context.Context, id int64) *Transfer {
-	obj, err := c.Get(ctx, id)
-	if err != nil {
-		panic(err)
-	}
-	return obj
-}
-
-// QueryFrom queries the from edge of a Transfer.
-func (c *TransferClient) QueryFrom(_m *Transfer) *AccountQuery {
-	query := (&AccountClient{config: c.config}).Query()
-	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
-		id := _m.ID
-		step := sqlgraph.NewStep(
-			sqlgraph.From(transfer.Table, transfer.FieldID, id),
-			sqlgraph.To(account.Table, account.FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, transfer.FromTable, transfer.FromColumn),
-		)
-		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
-		return fromV, nil
-	}
-	return query
-}
-
-// QueryTo queries the to edge of a Transfer.
-func (c *TransferClient) QueryTo(_m *Transfer) *AccountQuery {
-	query := (&AccountClient{config: c.config}).Query()
-	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
-		id := _m.ID
-		step := sqlgraph.NewStep(
-			sqlgraph.From(transfer.Table, transfer.FieldID, id),
-			sqlgraph.To(account.Table, account.FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, transfer.ToTable, transfer.ToColumn),
-		)
-		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
-		return fromV, nil
-	}
-	return query
-}
-
-// Hooks returns the client hooks.
-func (c *TransferClient) Hooks() []Hook {
-	return c.hooks.Transfer
-}
-
-// Interceptors returns the client interceptors.
-func (c *TransferClient) Interceptors() []Interceptor {
-	return c.inters.Transfer
-}
-
-func (c *TransferClient) mutate(ctx context.Context, m *TransferMutation) (Value, error) {
-	switch m.Op() {
-	case OpCreate:
-		return (&TransferCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdate:
-		return (&TransferUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdateOne:
-		return (&TransferUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpDelete, OpDeleteOne:
-		return (&TransferDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
-	default:
-		return nil, fmt.Errorf("ent: unknown Transfer mutation op: %q", m.Op())
-	}
-}
-
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Account, DeadLetter, Inbox, Outbox, OutboxLease, OutboxRelay,
-		Transfer []ent.Hook
+		DeadLetter, Inbox, Outbox, OutboxLease, OutboxRelay []ent.Hook
 	}
 	inters struct {
-		Account, DeadLetter, Inbox, Outbox, OutboxLease, OutboxRelay,
-		Transfer []ent.Interceptor
+		DeadLetter, Inbox, Outbox, OutboxLease, OutboxRelay []ent.Interceptor
 	}
 )

@@ -12,13 +12,11 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/uno-framework/uno/ent/account"
 	"github.com/uno-framework/uno/ent/deadletter"
 	"github.com/uno-framework/uno/ent/inbox"
 	"github.com/uno-framework/uno/ent/outbox"
 	"github.com/uno-framework/uno/ent/outboxlease"
 	"github.com/uno-framework/uno/ent/outboxrelay"
-	"github.com/uno-framework/uno/ent/transfer"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -79,13 +77,11 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			account.Table:     account.ValidColumn,
 			deadletter.Table:  deadletter.ValidColumn,
 			inbox.Table:       inbox.ValidColumn,
 			outbox.Table:      outbox.ValidColumn,
 			outboxlease.Table: outboxlease.ValidColumn,
 			outboxrelay.Table: outboxrelay.ValidColumn,
-			transfer.Table:    transfer.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -11,9 +11,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/lib/pq"
 	"github.com/uno-framework/uno/ent/outbox"
 	"github.com/uno-framework/uno/ent/predicate"
+	"github.com/uno-framework/uno/schema"
 )
 
 // OutboxUpdate is the builder for updating Outbox entities.
@@ -37,7 +37,7 @@ func (_u *OutboxUpdate) SetEvents(v []byte) *OutboxUpdate {
 }
 
 // SetKeys sets the "keys" field.
-func (_u *OutboxUpdate) SetKeys(v pq.StringArray) *OutboxUpdate {
+func (_u *OutboxUpdate) SetKeys(v schema.TextArray) *OutboxUpdate {
 	_u.mutation.SetKeys(v)
 	return _u
 }
@@ -257,7 +257,7 @@ func (_u *OutboxUpdateOne) SetEvents(v []byte) *OutboxUpdateOne {
 }
 
 // SetKeys sets the "keys" field.
-func (_u *OutboxUpdateOne) SetKeys(v pq.StringArray) *OutboxUpdateOne {
+func (_u *OutboxUpdateOne) SetKeys(v schema.TextArray) *OutboxUpdateOne {
 	_u.mutation.SetKeys(v)
 	return _u
 }

@@ -2,48 +2,8 @@
 
 package ent
 
-import (
-	"time"
-
-	"github.com/uno-framework/uno/ent/account"
-	"github.com/uno-framework/uno/ent/transfer"
-	"github.com/uno-framework/uno/schema"
-)
-
 // The init function reads all schema descriptors with runtime code
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
-	accountFields := schema.Account{}.Fields()
-	_ = accountFields
-	// accountDescOwner is the schema descriptor for owner field.
-	accountDescOwner := accountFields[1].Descriptor()
-	// account.OwnerValidator is a validator for the "owner" field. It is called by the builders before save.
-	account.OwnerValidator = accountDescOwner.Validators[0].(func(string) error)
-	// accountDescBalance is the schema descriptor for balance field.
-	accountDescBalance := accountFields[2].Descriptor()
-	// account.DefaultBalance holds the default value on creation for the balance field.
-	account.DefaultBalance = accountDescBalance.Default.(int64)
-	// account.BalanceValidator is a validator for the "balance" field. It is called by the builders before save.
-	account.BalanceValidator = accountDescBalance.Validators[0].(func(int64) error)
-	// accountDescCreatedAt is the schema descriptor for created_at field.
-	accountDescCreatedAt := accountFields[3].Descriptor()
-	// account.DefaultCreatedAt holds the default value on creation for the created_at field.
-	account.DefaultCreatedAt = accountDescCreatedAt.Default.(func() time.Time)
-	// accountDescUpdatedAt is the schema descriptor for updated_at field.
-	accountDescUpdatedAt := accountFields[4].Descriptor()
-	// account.DefaultUpdatedAt holds the default value on creation for the updated_at field.
-	account.DefaultUpdatedAt = accountDescUpdatedAt.Default.(func() time.Time)
-	// account.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
-	account.UpdateDefaultUpdatedAt = accountDescUpdatedAt.UpdateDefault.(func() time.Time)
-	transferFields := schema.Transfer{}.Fields()
-	_ = transferFields
-	// transferDescAmount is the schema descriptor for amount field.
-	transferDescAmount := transferFields[3].Descriptor()
-	// transfer.AmountValidator is a validator for the "amount" field. It is called by the builders before save.
-	transfer.AmountValidator = transferDescAmount.Validators[0].(func(int64) error)
-	// transferDescCreatedAt is the schema descriptor for created_at field.
-	transferDescCreatedAt := transferFields[4].Descriptor()
-	// transfer.DefaultCreatedAt holds the default value on creation for the created_at field.
-	transfer.DefaultCreatedAt = transferDescCreatedAt.Default.(func() time.Time)
 }

@@ -12,8 +12,6 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
-	// Account is the client for interacting with the Account builders.
-	Account *AccountClient
 	// DeadLetter is the client for interacting with the DeadLetter builders.
 	DeadLetter *DeadLetterClient
 	// Inbox is the client for interacting with the Inbox builders.
@@ -24,8 +22,6 @@ type Tx struct {
 	OutboxLease *OutboxLeaseClient
 	// OutboxRelay is the client for interacting with the OutboxRelay builders.
 	OutboxRelay *OutboxRelayClient
-	// Transfer is the client for interacting with the Transfer builders.
-	Transfer *TransferClient
 
 	// lazily loaded.
 	client     *Client
@@ -157,13 +153,11 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
-	tx.Account = NewAccountClient(tx.config)
 	tx.DeadLetter = NewDeadLetterClient(tx.config)
 	tx.Inbox = NewInboxClient(tx.config)
 	tx.Outbox = NewOutboxClient(tx.config)
 	tx.OutboxLease = NewOutboxLeaseClient(tx.config)
 	tx.OutboxRelay = NewOutboxRelayClient(tx.config)
-	tx.Transfer = NewTransferClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.
@@ -173,7 +167,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: Account.QueryXXX(), the query will be executed
+// applies a query, for example: DeadLetter.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

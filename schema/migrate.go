@@ -60,10 +60,10 @@ func WithLogger(logger *slog.Logger) MigrateOption {
 	return func(c *migrateConfig) { c.logger = logger }
 }
 
-// Migrate creates the tables of every schema in this package, or upgrades them to
-// match the schemas: it adds tables, columns, indexes, foreign keys and checks, and
-// widens column types. Running it again on an up-to-date database changes nothing,
-// so applications can call it at every start.
+// Migrate creates uno's own tables (uno_*), or upgrades them to match the schemas of
+// this package: it adds tables, columns, indexes, foreign keys and checks, and widens
+// column types. It inspects and changes no other table. Running it again on an
+// up-to-date database changes nothing, so applications can call it at every start.
 //
 // Migrate runs on one connection of db's *sql.DB, inside one transaction, while
 // holding the session advisory lock [MigrateLockID]; concurrent callers wait for each

@@ -11,7 +11,6 @@ import (
 	entschema "entgo.io/ent/schema"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
-	"github.com/lib/pq"
 )
 
 // Outbox is the transactional outbox of the events package (table uno_outbox): one row,
@@ -53,7 +52,7 @@ func (Outbox) Fields() []ent.Field {
 			Comment("FNV-1a hash of the events' key modulo events.Partitions (events without key join the envelope of their transaction's first event); a relay owns a partition through a lease."),
 		field.Bytes("events").
 			Comment("The envelope: the events, in emission order, in the events package's versioned binary format (events.DecodeEnvelope)."),
-		field.Other("keys", pq.StringArray{}).
+		field.Other("keys", TextArray{}).
 			SchemaType(map[string]string{dialect.Postgres: "text[]"}).
 			Comment("The distinct keys of the events still to publish (\"\" for events without key): while the envelope waits for a retry, later envelopes' events of these keys wait too."),
 		field.Int32("count").

@@ -9,18 +9,6 @@ import (
 	"github.com/uno-framework/uno/ent"
 )
 
-// The AccountFunc type is an adapter to allow the use of ordinary
-// function as Account mutator.
-type AccountFunc func(context.Context, *ent.AccountMutation) (ent.Value, error)
-
-// Mutate calls f(ctx, m).
-func (f AccountFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-	if mv, ok := m.(*ent.AccountMutation); ok {
-		return f(ctx, mv)
-	}
-	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AccountMutation", m)
-}
-
 // The DeadLetterFunc type is an adapter to allow the use of ordinary
 // function as DeadLetter mutator.
 type DeadLetterFunc func(context.Context, *ent.DeadLetterMutation) (ent.Value, error)
@@ -79,18 +67,6 @@ func (f OutboxRelayFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OutboxRelayMutation", m)
-}
-
-// The TransferFunc type is an adapter to allow the use of ordinary
-// function as Transfer mutator.
-type TransferFunc func(context.Context, *ent.TransferMutation) (ent.Value, error)
-
-// Mutate calls f(ctx, m).
-func (f TransferFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-	if mv, ok := m.(*ent.TransferMutation); ok {
-		return f(ctx, mv)
-	}
-	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TransferMutation", m)
 }
 
 // Condition is a hook condition function.

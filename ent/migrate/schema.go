@@ -9,20 +9,6 @@ import (
 )
 
 var (
-	// AccountsColumns holds the columns for the "accounts" table.
-	AccountsColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeInt64, Increment: true},
-		{Name: "owner", Type: field.TypeString},
-		{Name: "balance", Type: field.TypeInt64, Default: 0},
-		{Name: "created_at", Type: field.TypeTime, Default: schema.Expr("now()")},
-		{Name: "updated_at", Type: field.TypeTime, Default: schema.Expr("now()")},
-	}
-	// AccountsTable holds the schema information for the "accounts" table.
-	AccountsTable = &schema.Table{
-		Name:       "accounts",
-		Columns:    AccountsColumns,
-		PrimaryKey: []*schema.Column{AccountsColumns[0]},
-	}
 	// UnoDeadLettersColumns holds the columns for the "uno_dead_letters" table.
 	UnoDeadLettersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -136,53 +122,17 @@ var (
 		Columns:    UnoOutboxRelaysColumns,
 		PrimaryKey: []*schema.Column{UnoOutboxRelaysColumns[0]},
 	}
-	// TransfersColumns holds the columns for the "transfers" table.
-	TransfersColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeInt64, Increment: true},
-		{Name: "amount", Type: field.TypeInt64},
-		{Name: "created_at", Type: field.TypeTime, Default: schema.Expr("now()")},
-		{Name: "from_account_id", Type: field.TypeInt64},
-		{Name: "to_account_id", Type: field.TypeInt64},
-	}
-	// TransfersTable holds the schema information for the "transfers" table.
-	TransfersTable = &schema.Table{
-		Name:       "transfers",
-		Columns:    TransfersColumns,
-		PrimaryKey: []*schema.Column{TransfersColumns[0]},
-		ForeignKeys: []*schema.ForeignKey{
-			{
-				Symbol:     "transfers_accounts_sent",
-				Columns:    []*schema.Column{TransfersColumns[3]},
-				RefColumns: []*schema.Column{AccountsColumns[0]},
-				OnDelete:   schema.NoAction,
-			},
-			{
-				Symbol:     "transfers_accounts_received",
-				Columns:    []*schema.Column{TransfersColumns[4]},
-				RefColumns: []*schema.Column{AccountsColumns[0]},
-				OnDelete:   schema.NoAction,
-			},
-		},
-	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
-		AccountsTable,
 		UnoDeadLettersTable,
 		UnoInboxTable,
 		UnoOutboxTable,
 		UnoOutboxLeasesTable,
 		UnoOutboxRelaysTable,
-		TransfersTable,
 	}
 )
 
 func init() {
-	AccountsTable.Annotation = &entsql.Annotation{
-		Table: "accounts",
-	}
-	AccountsTable.Annotation.Checks = map[string]string{
-		"accounts_balance_non_negative": "balance >= 0",
-	}
 	UnoDeadLettersTable.Annotation = &entsql.Annotation{
 		Table: "uno_dead_letters",
 	}
@@ -197,13 +147,5 @@ func init() {
 	}
 	UnoOutboxRelaysTable.Annotation = &entsql.Annotation{
 		Table: "uno_outbox_relays",
-	}
-	TransfersTable.ForeignKeys[0].RefTable = AccountsTable
-	TransfersTable.ForeignKeys[1].RefTable = AccountsTable
-	TransfersTable.Annotation = &entsql.Annotation{
-		Table: "transfers",
-	}
-	TransfersTable.Annotation.Checks = map[string]string{
-		"transfers_amount_positive": "amount > 0",
 	}
 }

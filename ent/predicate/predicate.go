@@ -6,9 +6,6 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
-// Account is the predicate function for account builders.
-type Account func(*sql.Selector)
-
 // DeadLetter is the predicate function for deadletter builders.
 type DeadLetter func(*sql.Selector)
 
@@ -23,6 +20,3 @@ type OutboxLease func(*sql.Selector)
 
 // OutboxRelay is the predicate function for outboxrelay builders.
 type OutboxRelay func(*sql.Selector)
-
-// Transfer is the predicate function for transfer builders.
-type Transfer func(*sql.Selector)

@@ -15,9 +15,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/uno-framework/uno/ent"
-	"github.com/uno-framework/uno/ent/account"
 	"github.com/uno-framework/uno/events"
+	"github.com/uno-framework/uno/examples/bank"
+	"github.com/uno-framework/uno/examples/bank/ent"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
 	"github.com/uno-framework/uno/pgserver"
 	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/schema"
@@ -89,8 +90,12 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	fmt.Fprintf(out, "health: reachable=%t latency=%s server=%s in_recovery=%t\n",
 		report.Reachable, report.Latency.Round(time.Microsecond), report.ServerVersion, report.InRecovery)
 
-	// 2. Tables, transaction manager, ent client, units of work.
+	// 2. Tables (uno's own, then the application's), transaction manager, ent client,
+	// units of work.
 	if err := schema.Migrate(ctx, p); err != nil {
+		return err
+	}
+	if err := bank.Migrate(ctx, p.DB()); err != nil {
 		return err
 	}
 	tm, err := txmanager.New(p.Pool(), txmanager.Config{Logger: logger})
@@ -124,19 +129,19 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	}()
 
 	// 4. The use-cases.
-	bank := &bankService{client: client, tm: tm, units: units}
-	alice, err := bank.open(ctx, "alice", 100)
+	service := &bankService{client: client, tm: tm, units: units}
+	alice, err := service.open(ctx, "alice", 100)
 	if err != nil {
 		return err
 	}
-	bob, err := bank.open(ctx, "bob", 50)
+	bob, err := service.open(ctx, "bob", 50)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\nuse-cases:")
-	err = bank.transfer(ctx, alice, bob, 30, 1000)
+	err = service.transfer(ctx, alice, bob, 30, 1000)
 	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", outcome(err))
-	err = bank.transfer(ctx, bob, alice, 500, 0)
+	err = service.transfer(ctx, bob, alice, 500, 0)
 	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", outcome(err))
 
 	// 5. What the subscriber saw: the committed events, and nothing else.

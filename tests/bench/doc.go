@@ -2,27 +2,29 @@
 // process, on the same PostgreSQL database, with the same statements, pool settings
 // and context, so that ratios rather than absolute times are compared.
 //
-// The package has no exported API: the benchmarks are in its _test.go files. Without
-// -bench, `go test ./tests/bench` (as CI runs it) only runs TestWiring, which runs every
-// benchmarked implementation once and checks the rows it committed and the events it
-// delivered, in a couple of seconds.
+// The package has no exported API: the benchmarks are in its _test.go files. It is a
+// module of its own (github.com/uno-framework/uno/tests/bench, on the library through a
+// replace directive), so that the peers it measures uno against stay out of the
+// library's go.mod; run its commands from tests/bench. Without -bench, `go test .` (as
+// CI runs it) only runs TestWiring, which runs every benchmarked implementation once and
+// checks the rows it committed and the events it delivered, in a couple of seconds.
 //
 // # Cases
 //
 // Sub-benchmarks are named key=value (case=..., events=..., impl=...), so that
 // benchstat's -col and -row put the implementations side by side.
 //
-//   - BenchmarkTx (issue 3): a transaction with one INSERT (case=OneInsert); one INSERT
+//   - BenchmarkTx: a transaction with one INSERT (case=OneInsert); one INSERT
 //     plus a nested savepoint scope with one INSERT (case=Nested); and OneInsert from 16
 //     goroutines on a 20-connection pool (case=Parallel16). impl=pgx-BeginFunc is
 //     hand-written pgx (pgx.BeginFunc, and tx.Begin for the savepoint);
 //     impl=trm-pgxv5 is github.com/avito-tech/go-transaction-manager v2 with its pgxv5
 //     driver (PropagationNested for the savepoint); impl=uno is txmanager.Manager.Do
-//     (and Do with Nested()). impl=pgx-batch is a reference beyond the issue: hand-written
-//     pgx with the fewest round trips DESIGN.md asks of uno (BEGIN queued with the first
+//     (and Do with Nested()). impl=pgx-batch is a further reference: hand-written
+//     pgx with the fewest round trips a transaction can take (BEGIN queued with the first
 //     statement via Batch.BeginTx, SAVEPOINT with the scope's statement, no RELEASE).
 //     After every run the committed rows are counted (b.N, or 2*b.N for Nested).
-//   - BenchmarkEmit (issue 4): the same one-INSERT transaction without events
+//   - BenchmarkEmit: the same one-INSERT transaction without events
 //     (events=0) and with 10 events (events=10). impl=watermill-1publish and
 //     impl=watermill-10publish are Watermill's outbox: the watermill-sql v4 publisher on
 //     the pgx transaction (sql.TxFromPgx), wrapped by components/forwarder's publisher,
@@ -33,7 +35,7 @@
 //     events=0 every Watermill variant is plain pgx.BeginFunc and every uno variant the
 //     same uow Do without Emit. Domain rows and outbox events (for uno: events in its
 //     envelopes, events.ReadLag) are counted after every run.
-//   - BenchmarkRelay (issue 4): drains a backlog of 20,000 committed events (200
+//   - BenchmarkRelay: drains a backlog of 20,000 committed events (200
 //     transactions of 100) to a router handler on an in-process GoChannel and reports
 //     events/s; the events are spread over 200 keys (keys=200) or over 4 hot keys
 //     (keys=4, where reordering shows). impl=watermill-default is components/forwarder
@@ -41,7 +43,7 @@
 //     default GoChannel; impl=watermill-batch1000-poll10ms the same with
 //     SubscribeBatchSize 1000 and PollInterval 10 ms; impl=uno is events.Relay with its
 //     defaults publishing to events.NewGoChannel.
-//   - BenchmarkLatency (issue 4): 500 one-INSERT transactions per second, one event each,
+//   - BenchmarkLatency: 500 one-INSERT transactions per second, one event each,
 //     for 6 s, with the relay and the handler running; reports the time from Commit
 //     returning to the handler receiving the event (p50-ns, p99-ns, max-ns; benchstat
 //     shows them in seconds with a fitting prefix).
@@ -53,23 +55,23 @@
 //
 // # Reproducing the tables
 //
-// From the repository root; benchstat is run from outside the module so that it does
-// not enter go.mod. `go test -count 5` runs the five samples of one sub-benchmark back
-// to back; on a noisy machine a loop of -count 1 runs interleaves the implementations
-// in time instead, which is what the tables in the issues' closing notes use:
+// From tests/bench; benchstat is run from outside the module so that it does not enter
+// go.mod. `go test -count 5` runs the five samples of one sub-benchmark back to back; on
+// a noisy machine a loop of -count 1 runs interleaves the implementations in time
+// instead, which is what the published tables use:
 //
-//	go test ./tests/bench -run '^$' -bench 'BenchmarkTx' -count 5 -benchtime 2s | tee /tmp/tx.txt
-//	for i in 1 2 3 4 5; do go test ./tests/bench -run '^$' -bench 'BenchmarkTx' -count 1 -benchtime 2s; done | tee /tmp/tx.txt
+//	go test . -run '^$' -bench 'BenchmarkTx' -count 5 -benchtime 2s | tee /tmp/tx.txt
+//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkTx' -count 1 -benchtime 2s; done | tee /tmp/tx.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl /tmp/tx.txt)
 //
-//	for i in 1 2 3 4 5; do go test ./tests/bench -run '^$' -bench 'BenchmarkEmit' -count 1 -benchtime 2s; done | tee /tmp/emit.txt
+//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkEmit' -count 1 -benchtime 2s; done | tee /tmp/emit.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /events -row /impl /tmp/emit.txt)
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl -row /events /tmp/emit.txt)
 //
-//	for i in 1 2 3 4 5; do go test ./tests/bench -run '^$' -bench 'BenchmarkRelay' -count 1 -benchtime 1x; done | tee /tmp/relay.txt
+//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkRelay' -count 1 -benchtime 1x; done | tee /tmp/relay.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl /tmp/relay.txt)
 //
-//	for i in 1 2 3 4 5; do go test ./tests/bench -run '^$' -bench 'BenchmarkLatency' -count 1 -benchtime 1x; done | tee /tmp/latency.txt
+//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkLatency' -count 1 -benchtime 1x; done | tee /tmp/latency.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl /tmp/latency.txt)
 //
 // BenchmarkRelay and BenchmarkLatency must be run with -benchtime 1x: one iteration is a

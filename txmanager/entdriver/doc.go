@@ -27,7 +27,8 @@
 // pgx rows cannot describe their columns as database/sql's *sql.ColumnType, so
 // Rows.ColumnTypes returns [ErrColumnTypes]. ent's queries do not need it (columns
 // whose type ent does not know are scanned into any); ent's migration engine does,
-// which is why schema.Migrate runs on the *sql.DB view of the pool instead. Results
+// which is why migrations (uno's schema.Migrate, an application's ent
+// migrate.Schema.Create) run on a *sql.DB view of the pool instead. Results
 // have no LastInsertId ([ErrLastInsertID]); ent uses RETURNING on PostgreSQL. Session
 // variables set with entgo.io/ent/dialect/sql.WithVar are not applied; use SET LOCAL
 // inside the transaction instead.

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/uno-framework/uno/ent"
-	"github.com/uno-framework/uno/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 	"github.com/uno-framework/uno/txmanager/entdriver"

@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/uno-framework/uno/ent"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/examples/bank"
+	"github.com/uno-framework/uno/examples/bank/ent"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 	"github.com/uno-framework/uno/txmanager/entdriver"
@@ -36,9 +36,9 @@ func Example() {
 	}
 	defer pool.Close()
 
-	// Create or upgrade the tables, on the database/sql view of the same pool (with a
-	// *provider.Provider: schema.Migrate(ctx, p)).
-	if err := schema.MigratePool(ctx, pool); err != nil {
+	// Create or upgrade the application's tables (here the examples' bank domain) on
+	// the database/sql view of the same pool; ent's migration engine needs database/sql.
+	if err := bank.MigratePool(ctx, pool); err != nil {
 		fmt.Println("migrate:", err)
 		return
 	}
@@ -106,7 +106,7 @@ func ExampleDriver_Tx() {
 		return
 	}
 	defer pool.Close()
-	if err := schema.MigratePool(ctx, pool); err != nil {
+	if err := bank.MigratePool(ctx, pool); err != nil {
 		fmt.Println("migrate:", err)
 		return
 	}

@@ -11,17 +11,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/uno-framework/uno/ent"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/examples/bank"
+	"github.com/uno-framework/uno/examples/bank/ent"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 	"github.com/uno-framework/uno/txmanager/entdriver"
 )
 
-// migrate creates the tables in the package's database (idempotent).
+// migrate creates the bank tables in the package's database (idempotent).
 func migrate(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	require.NoError(t, schema.MigratePool(context.Background(), pool))
+	require.NoError(t, bank.MigratePool(context.Background(), pool))
 }
 
 // env is what most tests need: a manager and an ent client on entdriver, and an

@@ -9,7 +9,7 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/uno-framework/uno/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
 )
 
 // Account is the model entity for the Account schema.

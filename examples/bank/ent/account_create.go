@@ -11,8 +11,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/uno-framework/uno/ent/account"
-	"github.com/uno-framework/uno/ent/transfer"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent/transfer"
 )
 
 // AccountCreate is the builder for creating a Account entity.

@@ -8,8 +8,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/uno-framework/uno/ent/account"
-	"github.com/uno-framework/uno/ent/predicate"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent/predicate"
 )
 
 // AccountDelete is the builder for deleting a Account entity.

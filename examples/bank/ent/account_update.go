@@ -11,9 +11,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/uno-framework/uno/ent/account"
-	"github.com/uno-framework/uno/ent/predicate"
-	"github.com/uno-framework/uno/ent/transfer"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent/predicate"
+	"github.com/uno-framework/uno/examples/bank/ent/transfer"
 )
 
 // AccountUpdate is the builder for updating Account entities.

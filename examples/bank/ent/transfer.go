@@ -9,8 +9,8 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"github.com/uno-framework/uno/ent/account"
-	"github.com/uno-framework/uno/ent/transfer"
+	"github.com/uno-framework/uno/examples/bank/ent/account"
+	"github.com/uno-framework/uno/examples/bank/ent/transfer"
 )
 
 // Transfer is the model entity for the Transfer schema.

@@ -10,8 +10,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
-	"github.com/uno-framework/uno/ent/predicate"
-	"github.com/uno-framework/uno/ent/transfer"
+	"github.com/uno-framework/uno/examples/bank/ent/predicate"
+	"github.com/uno-framework/uno/examples/bank/ent/transfer"
 )
 
 // TransferUpdate is the builder for updating Transfer entities.

@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
-	"github.com/uno-framework/uno/ent/predicate"
+	"github.com/uno-framework/uno/examples/bank/ent/predicate"
 )
 
 // ID filters vertices based on their ID field.
