@@ -67,7 +67,7 @@ func TestMigrateLeavesOtherTablesAlone(t *testing.T) {
 			_, err := pool.Exec(ctx, ddl)
 			require.NoError(t, err)
 			before := catalog(t, pool)
-			require.Len(t, before.of("accounts", "transfers"), 6, "two tables, their keys' indexes and sequences")
+			require.GreaterOrEqual(t, len(before.of("accounts", "transfers")), 6, "two tables, their indexes and sequences")
 
 			db := openDatabase(t, pool)
 			require.NoError(t, schema.Migrate(ctx, db))
