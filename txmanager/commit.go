@@ -68,7 +68,16 @@ func (st *txState) finish(opCtx context.Context, fnErr error) (err error, commit
 		}
 	}
 	if fnErr == nil {
-		if fnErr = st.commit(opCtx); fnErr == nil {
+		var unknown bool
+		fnErr, unknown = st.commit(opCtx)
+		switch {
+		case unknown:
+			committed, fnErr = st.lostCommit(opCtx, fnErr)
+			if errors.Is(fnErr, ErrCommitOutcomeUnknown) {
+				// Neither kind of hook runs: the transaction may have gone either way.
+				return fnErr, false, nil
+			}
+		case fnErr == nil:
 			committed = true
 		}
 	}
@@ -88,23 +97,37 @@ func (st *txState) finish(opCtx context.Context, fnErr error) (err error, commit
 }
 
 // commit sends COMMIT, with the staged items' statements when there are some, and
-// checks that it committed.
-func (st *txState) commit(ctx context.Context) error {
+// checks that it committed. When the round trip failed after COMMIT may have reached
+// the server, unknown is set and err is the failure as pgx reported it.
+func (st *txState) commit(ctx context.Context) (err error, unknown bool) {
 	if len(st.staged) > 0 {
 		return st.commitBatch(ctx)
 	}
 	if !st.begun {
 		// Nothing was ever sent: there is nothing to commit.
-		return nil
+		return nil, false
 	}
 	// Pending RELEASEs are dropped: COMMIT releases every savepoint.
 	st.pend = st.pend[:0]
 	tag, err := st.conn.Exec(ctx, "commit")
 	if err != nil {
-		st.noteErr(err)
-		return fmt.Errorf("txmanager: commit: %w", err)
+		return st.commitFailed(err, true)
 	}
-	return st.checkCommitTag(tag)
+	return st.checkCommitTag(tag), false
+}
+
+// commitFailed returns the error of a COMMIT round trip that failed with err, and
+// whether the outcome is unknown; atCommit as for classifyCommitFailure.
+func (st *txState) commitFailed(err error, atCommit bool) (error, bool) {
+	if classifyCommitFailure(err, atCommit) == outcomeUnknown {
+		return err, true
+	}
+	st.noteErr(err)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return fmt.Errorf("txmanager: commit: the connection failed before COMMIT was sent, rolled back: %w", err), false
+	}
+	return fmt.Errorf("txmanager: commit: %w", err), false
 }
 
 // checkCommitTag turns a COMMIT answered with ROLLBACK (the transaction was aborted by
@@ -121,9 +144,9 @@ func (st *txState) checkCommitTag(tag pgconn.CommandTag) error {
 }
 
 // commitBatch sends [BEGIN] + the writers' statements + COMMIT in one round trip.
-func (st *txState) commitBatch(ctx context.Context) error {
+func (st *txState) commitBatch(ctx context.Context) (error, bool) {
 	if err := st.connect(ctx); err != nil {
-		return err
+		return err, false
 	}
 	st.pend = st.pend[:0]
 	b := &pgx.Batch{}
@@ -148,7 +171,7 @@ func (st *txState) commitBatch(ctx context.Context) error {
 			}
 		}
 		if err := w.QueueCommit(ctx, b, items); err != nil {
-			return fmt.Errorf("txmanager: a commit writer failed to queue its statements, rolled back: %w", err)
+			return fmt.Errorf("txmanager: a commit writer failed to queue its statements, rolled back: %w", err), false
 		}
 	}
 	nWriter := len(b.QueuedQueries) - nPrefix
@@ -181,23 +204,25 @@ func (st *txState) commitBatch(ctx context.Context) error {
 			}
 		}
 	}
-	var tag pgconn.CommandTag
-	if err == nil {
-		tag, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		st.noteErr(err)
-		return fmt.Errorf("txmanager: commit: %w", err)
+		_ = br.Close()
+		return st.commitFailed(err, false)
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		_ = br.Close()
+		return st.commitFailed(err, true)
+	}
+	// COMMIT's answer was read: what Close reports now cannot change the outcome.
+	if cerr := br.Close(); cerr != nil && cbErr == nil {
+		cbErr = cerr
 	}
 	if err := st.checkCommitTag(tag); err != nil {
-		return err
+		return err, false
 	}
 	if cbErr != nil {
 		st.m.logger.LogAttrs(ctx, slog.LevelError, "txmanager: a commit writer's result callback failed after COMMIT succeeded; the transaction is committed",
 			attrTx(st.name), attrErr(cbErr))
 	}
-	return nil
+	return nil, false
 }

@@ -74,3 +74,49 @@ func isRetryable(err error) bool {
 	}
 	return pgErr.Code == codeSerializationFailure || pgErr.Code == codeDeadlockDetected
 }
+
+// ErrCommitOutcomeUnknown is matched (errors.Is) by the error of a transaction whose
+// connection failed after COMMIT may have reached the server, when the Manager could not
+// learn from the server whether it committed: the transaction may have committed or
+// rolled back. Neither commit nor rollback hooks ran, and the transaction was not
+// retried: running it again could apply it twice. The error is a [*CommitOutcomeError];
+// its TxID, when known, lets an operator look the outcome up later
+// (select txid_status(<TxID>)). pgconn.SafeToRetry reports false for it.
+var ErrCommitOutcomeUnknown = errors.New("txmanager: the connection failed after COMMIT was sent and the transaction's outcome is unknown: it may have committed")
+
+// CommitOutcomeError is the error of a transaction whose commit outcome is unknown; it
+// matches [ErrCommitOutcomeUnknown] and wraps the failure that hid the outcome.
+type CommitOutcomeError struct {
+	// TxID is the transaction's id (txid_current) when the Manager learnt it before
+	// COMMIT, else 0.
+	TxID int64
+	// Err is the failure that hid the outcome (a broken connection, a deadline, a server
+	// shutting down).
+	Err error
+	// Resolve is why the server could not tell the outcome (no transaction id known, the
+	// server unreachable until the resolution gave up), nil when it was not asked.
+	Resolve error
+}
+
+// Error says that the outcome is unknown, why, and what the transaction id is.
+func (e *CommitOutcomeError) Error() string {
+	msg := "txmanager: commit outcome unknown: the connection failed after COMMIT was sent, the transaction may have committed"
+	if e.TxID != 0 {
+		msg += fmt.Sprintf(" (transaction id %d: select txid_status(%d) tells)", e.TxID, e.TxID)
+	}
+	msg += fmt.Sprintf(": %v", e.Err)
+	if e.Resolve != nil {
+		msg += fmt.Sprintf(" (not resolved: %v)", e.Resolve)
+	}
+	return msg
+}
+
+// Is reports whether target is [ErrCommitOutcomeUnknown].
+func (e *CommitOutcomeError) Is(target error) bool { return target == ErrCommitOutcomeUnknown }
+
+// Unwrap returns the failure that hid the outcome.
+func (e *CommitOutcomeError) Unwrap() error { return e.Err }
+
+// SafeToRetry reports false: the transaction may have committed. It makes
+// pgconn.SafeToRetry false for the error whatever the failure it wraps.
+func (e *CommitOutcomeError) SafeToRetry() bool { return false }

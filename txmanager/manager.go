@@ -30,6 +30,7 @@ type Manager struct {
 	logger          *slog.Logger
 	retry           RetryPolicy
 	rollbackTimeout time.Duration
+	resolveTimeout  time.Duration
 
 	// Statements that succeeded after a pending SAVEPOINT was sent ahead of them (see
 	// txState.route), by SQL text.
@@ -50,6 +51,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 		logger:          cfg.Logger,
 		retry:           cfg.Retry.withDefaults(DefaultRetryPolicy()),
 		rollbackTimeout: cfg.RollbackTimeout,
+		resolveTimeout:  cfg.CommitResolveTimeout,
+	}
+	if m.resolveTimeout == 0 {
+		m.resolveTimeout = defaultResolveTimeout
 	}
 	if m.logger == nil {
 		m.logger = slog.Default()

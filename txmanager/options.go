@@ -161,12 +161,21 @@ type Config struct {
 	// RollbackTimeout bounds a ROLLBACK sent after the context ended (cancelled or past
 	// its deadline), which is sent on a fresh context. Zero means 5 seconds.
 	RollbackTimeout time.Duration
+	// CommitResolveTimeout bounds how long Do waits to learn from the server whether a
+	// transaction committed when the connection failed after COMMIT was sent (the
+	// server may be restarting meanwhile); the caller's context bounds it too. When
+	// it passes, Do returns an error matching ErrCommitOutcomeUnknown. Zero means 10
+	// seconds.
+	CommitResolveTimeout time.Duration
 }
 
 // Validate reports every problem of the configuration at once, joined; nil when it is
 // valid.
 func (c Config) Validate() error {
 	errs := c.Retry.validate("retry", nil)
+	if c.CommitResolveTimeout < 0 {
+		errs = append(errs, fmt.Errorf("commit_resolve_timeout: must not be negative, got %s", c.CommitResolveTimeout))
+	}
 	if c.RollbackTimeout < 0 {
 		errs = append(errs, fmt.Errorf("rollback_timeout: must not be negative, got %s", c.RollbackTimeout))
 	}

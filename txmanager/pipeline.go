@@ -27,11 +27,14 @@ type pending struct {
 }
 
 // prefixBatch fills st.batch with the pending control statements, followed by sql when
-// withStmt is set.
-func (st *txState) prefixBatch(sql string, args []any, withStmt bool) *pgx.Batch {
+// withStmt is set, and by the transaction-id query when withXID is set.
+func (st *txState) prefixBatch(sql string, args []any, withStmt, withXID bool) *pgx.Batch {
 	n := len(st.pend)
 	total := n
 	if withStmt {
+		total++
+	}
+	if withXID {
 		total++
 	}
 	if cap(st.qq) < total {
@@ -50,15 +53,21 @@ func (st *txState) prefixBatch(sql string, args []any, withStmt bool) *pgx.Batch
 	if withStmt {
 		st.qq[n] = pgx.QueuedQuery{SQL: sql, Arguments: args}
 		ptrs = append(ptrs, &st.qq[n])
+		n++
+	}
+	if withXID {
+		st.qq[n] = st.xidQuery()
+		ptrs = append(ptrs, &st.qq[n])
 	}
 	st.batch.QueuedQueries = ptrs
 	return &st.batch
 }
 
-// sendPrefixed sends the pending control statements and sql in one batch (one round
-// trip) and reads the control statements' results; br is then at sql's result.
-func (st *txState) sendPrefixed(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	br := st.conn.SendBatch(ctx, st.prefixBatch(sql, args, true))
+// sendPrefixed sends the pending control statements, sql and, when withXID is set, the
+// transaction-id query in one batch (one round trip) and reads the control statements'
+// results; br is then at sql's result, and its Close reads the transaction id.
+func (st *txState) sendPrefixed(ctx context.Context, sql string, args []any, withXID bool) (pgx.BatchResults, error) {
+	br := st.conn.SendBatch(ctx, st.prefixBatch(sql, args, true, withXID))
 	if err := st.readPrefix(br); err != nil {
 		_ = br.Close()
 		return nil, err
@@ -68,7 +77,7 @@ func (st *txState) sendPrefixed(ctx context.Context, sql string, args []any) (pg
 
 // flushPrefix sends the pending control statements alone (before COPY).
 func (st *txState) flushPrefix(ctx context.Context) error {
-	br := st.conn.SendBatch(ctx, st.prefixBatch("", nil, false))
+	br := st.conn.SendBatch(ctx, st.prefixBatch("", nil, false, false))
 	err := st.readPrefix(br)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		st.noteErr(cerr)
@@ -120,6 +129,21 @@ func (st *txState) prefixFailed(i int, err error) error {
 		}
 		clear(st.pend)
 		st.pend = st.pend[:0]
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		// The round trip itself failed (the context ended, the connection broke): the
+		// error is the statement's, whichever result was being read, and the
+		// transaction cannot go on.
+		for _, q := range st.pend {
+			if q.kind == pendSavepoint {
+				q.sc.sp = spFailed
+			}
+		}
+		clear(st.pend)
+		st.pend = st.pend[:0]
+		st.broken = fmt.Errorf("txmanager: the connection failed during a statement, the transaction cannot go on: %w", err)
 		return err
 	}
 	// Statements before i succeeded; i failed; the server skipped the rest.

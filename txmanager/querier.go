@@ -22,7 +22,8 @@ func (s *scope) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	if rt != routePrefixed {
+	withXID := st.wantXID(sql)
+	if rt != routePrefixed && !withXID {
 		tag, err := st.conn.Exec(ctx, sql, args...)
 		if err != nil {
 			st.noteErr(err)
@@ -31,7 +32,7 @@ func (s *scope) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 		}
 		return tag, err
 	}
-	br, err := st.sendPrefixed(ctx, sql, args)
+	br, err := st.sendPrefixed(ctx, sql, args, withXID)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -41,6 +42,8 @@ func (s *scope) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	}
 	if err != nil {
 		st.noteErr(err)
+	} else if rt == routeFlushed {
+		st.m.remember(sql, nil)
 	}
 	return tag, err
 }
@@ -68,13 +71,14 @@ func (s *scope) query(ctx context.Context, sql string, args []any) *txRows {
 		return &txRows{st: st, err: err, closed: true}
 	}
 	r := &txRows{st: st}
-	if rt != routePrefixed {
+	if rt == routeFlushed {
+		r.remember = sql
+	}
+	withXID := st.wantXID(sql)
+	if rt != routePrefixed && !withXID {
 		r.rows, err = st.conn.Query(ctx, sql, args...)
-		if rt == routeFlushed {
-			r.remember = sql
-		}
 	} else {
-		r.br, err = st.sendPrefixed(ctx, sql, args)
+		r.br, err = st.sendPrefixed(ctx, sql, args, withXID)
 		if err == nil {
 			r.rows, err = r.br.Query()
 		}
@@ -108,16 +112,22 @@ func (s *scope) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return pgx.FailedBatchResults(b, err)
 	}
 	r := &txBatch{st: st}
-	if rt != routePrefixed {
+	if rt == routeFlushed {
+		r.remember = b
+	}
+	withXID := st.wantXIDBatch(b)
+	if rt != routePrefixed && !withXID {
 		r.br = st.conn.SendBatch(ctx, b)
-		if rt == routeFlushed {
-			r.remember = b
-		}
 	} else {
-		full := st.prefixBatch("", nil, false)
+		full := st.prefixBatch("", nil, false, false)
 		// The caller's queued queries keep their callbacks; they run on the results after
-		// the prefix's, which are read here.
+		// the prefix's, which are read here. The transaction-id query comes last; the
+		// results' Close reads it.
 		full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+		if withXID {
+			qq := st.xidQuery()
+			full.QueuedQueries = append(full.QueuedQueries, &qq)
+		}
 		r.br = st.conn.SendBatch(ctx, full)
 		if err := st.readPrefix(r.br); err != nil {
 			_ = r.br.Close()

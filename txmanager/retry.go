@@ -2,6 +2,7 @@ package txmanager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -81,5 +82,14 @@ func (m *Manager) attempt(ctx context.Context, fn func(context.Context) error, o
 	// Retry when this transaction itself saw a serialization failure or deadlock, and
 	// that is why it failed: the error says so, or the error is the consequence of an
 	// earlier one that fn swallowed (a statement in the aborted transaction, or COMMIT).
-	return err, err != nil && st.retryable && (isRetryable(err) || isRetryable(st.failErr))
+	// A connection that broke before COMMIT was sent (or whose lost COMMIT the server
+	// reports rolled back) is retried too, unless the attempt's context ended: the
+	// transaction surely did not commit. An unknown commit outcome never is.
+	if err == nil || errors.Is(err, ErrCommitOutcomeUnknown) {
+		return err, false
+	}
+	if st.connLost && txCtx.Err() == nil {
+		return err, true
+	}
+	return err, st.retryable && (isRetryable(err) || isRetryable(st.failErr))
 }

@@ -48,5 +48,8 @@ func (m *Manager) cleanupContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(context.WithoutCancel(ctx), m.rollbackTimeout)
 }
 
+// defaultResolveTimeout bounds the resolution of a lost COMMIT's outcome.
+const defaultResolveTimeout = 10 * time.Second
+
 // defaultRollbackTimeout bounds a cleanup ROLLBACK.
 const defaultRollbackTimeout = 5 * time.Second

@@ -46,6 +46,11 @@ type txState struct {
 	broken    error // the transaction cannot go on (BEGIN or ROLLBACK TO failed)
 	failErr   error // the first statement error since the last good ROLLBACK TO
 	retryable bool  // a statement or COMMIT failed with 40001 or 40P01
+	// connLost: the connection broke while COMMIT had surely not committed (before it
+	// was sent, or the server reported the transaction rolled back): retryable.
+	connLost bool
+	xid      int64                   // the transaction's id, once a statement learnt it (0: unknown)
+	xidFn    func(row pgx.Row) error // records xid; see xidQuery
 
 	open openResult // rows or batch results that keep the connection busy
 
@@ -62,8 +67,8 @@ type txState struct {
 	root     scope
 	pendBuf  [4]pending
 	scopeBuf [4]*scope
-	qqBuf    [3]pgx.QueuedQuery // BEGIN or RELEASE+SAVEPOINT, and a statement
-	qqPtrBuf [3]*pgx.QueuedQuery
+	qqBuf    [4]pgx.QueuedQuery // BEGIN or RELEASE+SAVEPOINT, a statement, the id query
+	qqPtrBuf [4]*pgx.QueuedQuery
 }
 
 // newState returns a transaction that begins with o's BEGIN; ctx is the context of its
@@ -124,8 +129,13 @@ func (st *txState) connect(ctx context.Context) error {
 }
 
 // noteErr records a statement error: the first one explains a COMMIT that rolled back,
-// and a serialization failure or deadlock makes the transaction retryable.
+// and a serialization failure, a deadlock or a connection that broke before COMMIT make
+// the transaction retryable.
 func (st *txState) noteErr(err error) {
+	if st.conn != nil && st.conn.Conn().IsClosed() &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		st.connLost = true
+	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return

@@ -1,0 +1,247 @@
+package txmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A COMMIT whose answer is lost may or may not have committed. To tell which, the
+// Manager learns the transaction's id before COMMIT, without a round trip of its own:
+// the first statement that may write carries xidSQL in its round trip (as one more
+// query of its pipeline), until the transaction has an id. Read-only statements never
+// carry it, so read-only transactions pay nothing and are never given an id. When a
+// COMMIT's answer is lost, the Manager asks the server, on a fresh connection, what
+// became of that id (txid_status).
+
+// xidSQL returns the transaction's id, or NULL while it has none (it wrote nothing yet);
+// it never assigns one.
+const xidSQL = "select txid_current_if_assigned()"
+
+// wantXID reports whether a statement should carry xidSQL.
+func (st *txState) wantXID(sql string) bool { return st.xid == 0 && mayWrite(sql) }
+
+// wantXIDBatch reports whether a batch should carry xidSQL.
+func (st *txState) wantXIDBatch(b *pgx.Batch) bool {
+	if st.xid != 0 {
+		return false
+	}
+	for _, qq := range b.QueuedQueries {
+		if mayWrite(qq.SQL) {
+			return true
+		}
+	}
+	return false
+}
+
+// xidQuery returns the query that records the transaction's id when its result is read
+// (a batch's Close reads it). Its failure is not the statement's: it is ignored, and the
+// id stays unknown.
+func (st *txState) xidQuery() pgx.QueuedQuery {
+	qq := pgx.QueuedQuery{SQL: xidSQL}
+	if st.xidFn == nil {
+		st.xidFn = func(row pgx.Row) error {
+			var id *int64
+			if err := row.Scan(&id); err == nil && id != nil {
+				st.xid = *id
+			}
+			return nil
+		}
+	}
+	qq.QueryRow(st.xidFn)
+	return qq
+}
+
+// readOnlyWords are the first words of statements that never give a transaction an id.
+var readOnlyWords = [...]string{
+	"select", "values", "show", "table", "explain", "set", "reset", "savepoint", "release",
+	"rollback", "begin", "start", "commit", "end", "declare", "fetch", "move", "close",
+	"listen", "unlisten", "deallocate", "discard", "prepare",
+}
+
+// mayWrite reports whether a statement may write (and so give the transaction an id):
+// every statement but those that start with a read-only word. A SELECT that calls a
+// function that writes is missed; its transaction's commit outcome, if lost, is then
+// reported unknown.
+func mayWrite(sql string) bool {
+	w := firstWord(sql)
+	if w == "" {
+		return false
+	}
+	for _, r := range readOnlyWords {
+		if len(w) == len(r) && asciiEqualFold(w, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// firstWord returns the first keyword of sql, after blanks, parentheses and comments.
+func firstWord(sql string) string {
+	i := 0
+	for i < len(sql) {
+		switch c := sql[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(':
+			i++
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			end := i + 2
+			for end+1 < len(sql) && (sql[end] != '*' || sql[end+1] != '/') {
+				end++
+			}
+			i = end + 2
+		default:
+			j := i
+			for j < len(sql) && (sql[j]|0x20 >= 'a' && sql[j]|0x20 <= 'z') {
+				j++
+			}
+			return sql[i:j]
+		}
+	}
+	return ""
+}
+
+func asciiEqualFold(a, b string) bool {
+	for i := range len(a) {
+		if a[i]|0x20 != b[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// commitOutcome is what a failed COMMIT round trip says about the transaction.
+type commitOutcome uint8
+
+const (
+	outcomeRolledBack commitOutcome = iota // the server rolled it back, or never got COMMIT
+	outcomeUnknown                         // COMMIT may have reached the server
+)
+
+// classifyCommitFailure tells what a failure of the COMMIT round trip means. atCommit
+// says whether err is COMMIT's own result (or came after it was sent), rather than the
+// result of a statement sent before it in the same round trip.
+func classifyCommitFailure(err error, atCommit bool) commitOutcome {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// An ERROR answering COMMIT or a statement before it: the server rolled back.
+		// A FATAL or PANIC answering COMMIT (the server is shutting down, or crashed)
+		// may come after the commit was made durable.
+		if !atCommit || pgErr.Severity == "ERROR" {
+			return outcomeRolledBack
+		}
+		return outcomeUnknown
+	}
+	if pgconn.SafeToRetry(err) {
+		return outcomeRolledBack // nothing was sent
+	}
+	return outcomeUnknown
+}
+
+// lostCommit handles a COMMIT round trip that failed with err after COMMIT may have
+// reached the server: it asks the server what became of the transaction. It returns
+// (true, nil) when it committed; an ordinary error when it rolled back (the transaction
+// may then be retried as after a broken connection); a *CommitOutcomeError otherwise.
+// It releases the connection (broken, the pool discards it) first.
+func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool, err error) {
+	pid := uint32(0)
+	if st.conn != nil {
+		pid = st.conn.Conn().PgConn().PID()
+		st.destroyConn(ctx)
+	}
+	oe := &CommitOutcomeError{TxID: st.xid, Err: cause}
+	switch {
+	case st.xid == 0:
+		oe.Resolve = errors.New("the transaction's id was not known: no statement that writes ran before COMMIT")
+		return false, oe
+	case ctx.Err() != nil:
+		oe.Resolve = fmt.Errorf("the context ended before the server could be asked: %w", context.Cause(ctx))
+		return false, oe
+	}
+	start := time.Now()
+	committed, err = st.m.xactStatus(ctx, st.xid, pid)
+	if err != nil {
+		oe.Resolve = err
+		return false, oe
+	}
+	if committed {
+		st.m.logger.LogAttrs(ctx, slog.LevelWarn, "txmanager: the connection failed after COMMIT; the server reports the transaction committed",
+			attrTx(st.name), slog.Int64("txid", st.xid), slog.Duration("resolved_in", time.Since(start)), attrErr(cause))
+		return true, nil
+	}
+	st.connLost = true
+	return false, fmt.Errorf("txmanager: commit: the connection failed after COMMIT was sent, and the server reports the transaction (id %d) rolled back: %w", st.xid, cause)
+}
+
+// xactStatus asks the server, on fresh connections, whether transaction xid committed
+// (true) or rolled back (false), waiting while it is still in progress and while the
+// server cannot be reached, until ctx ends or Config.CommitResolveTimeout passes. A
+// backend still running the transaction after its client left (pid, when known) is
+// terminated, which settles it.
+func (m *Manager) xactStatus(ctx context.Context, xid int64, pid uint32) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.resolveTimeout)
+	defer cancel()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 10 * time.Millisecond
+	bo.MaxInterval = 500 * time.Millisecond
+	bo.MaxElapsedTime = 0
+	bo.Reset()
+	cc := m.pool.Config().ConnConfig
+	var last error
+	for {
+		status, err := m.askStatus(ctx, cc, xid, pid)
+		switch {
+		case err != nil:
+			last = err
+		case status == "committed":
+			return true, nil
+		case status == "aborted":
+			return false, nil
+		case status == "":
+			return false, fmt.Errorf("the server no longer knows transaction %d", xid)
+		default:
+			last = fmt.Errorf("transaction %d is still %s on the server", xid, status)
+		}
+		if !sleep(ctx, bo.NextBackOff()) {
+			return false, fmt.Errorf("gave up asking the server (%w): %w", context.Cause(ctx), last)
+		}
+	}
+}
+
+// askStatus connects and returns txid_status(xid); when the transaction is still in
+// progress it terminates the backend running it (pid), if that backend still runs it.
+func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, pid uint32) (string, error) {
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = conn.Close(cctx)
+		cancel()
+	}()
+	var status *string
+	if err := conn.QueryRow(ctx, "select txid_status($1)", xid).Scan(&status); err != nil {
+		return "", err
+	}
+	if status == nil {
+		return "", nil
+	}
+	if *status == "in progress" && pid != 0 {
+		_, err := conn.Exec(ctx, `select pg_terminate_backend(pid) from pg_stat_activity
+			where pid = $1 and backend_xid is not null and backend_xid::text::bigint = $2 % 4294967296`, int32(pid), xid)
+		if err != nil {
+			return "", err
+		}
+	}
+	return *status, nil
+}
