@@ -109,11 +109,24 @@ func (st *txState) commit(ctx context.Context) (err error, unknown bool) {
 	}
 	// Pending RELEASEs are dropped: COMMIT releases every savepoint.
 	st.pend = st.pend[:0]
+	if err := st.connBrokenBeforeCommit(); err != nil {
+		return err, false
+	}
 	tag, err := st.conn.Exec(ctx, "commit")
 	if err != nil {
 		return st.commitFailed(err, true)
 	}
 	return st.checkCommitTag(tag), false
+}
+
+// connBrokenBeforeCommit returns the error of a transaction whose connection is already
+// closed when COMMIT is about to be sent: it surely rolled back, and may be retried.
+func (st *txState) connBrokenBeforeCommit() error {
+	if !st.conn.Conn().IsClosed() {
+		return nil
+	}
+	st.connLost = true
+	return errors.New("txmanager: commit: the connection was closed before COMMIT could be sent, rolled back")
 }
 
 // commitFailed returns the error of a COMMIT round trip that failed with err, and
@@ -123,10 +136,6 @@ func (st *txState) commitFailed(err error, atCommit bool) (error, bool) {
 		return err, true
 	}
 	st.noteErr(err)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return fmt.Errorf("txmanager: commit: the connection failed before COMMIT was sent, rolled back: %w", err), false
-	}
 	return fmt.Errorf("txmanager: commit: %w", err), false
 }
 
@@ -176,6 +185,9 @@ func (st *txState) commitBatch(ctx context.Context) (error, bool) {
 	}
 	nWriter := len(b.QueuedQueries) - nPrefix
 	b.Queue("commit")
+	if err := st.connBrokenBeforeCommit(); err != nil {
+		return err, false
+	}
 
 	br := st.conn.SendBatch(ctx, b)
 	var err error

@@ -141,9 +141,9 @@ func classifyCommitFailure(err error, atCommit bool) commitOutcome {
 		}
 		return outcomeUnknown
 	}
-	if pgconn.SafeToRetry(err) {
-		return outcomeRolledBack // nothing was sent
-	}
+	// pgconn.SafeToRetry cannot tell: pgx reports "conn closed", safe to retry, for a
+	// simple-protocol COMMIT whose answer was lost after the server committed. Only a
+	// connection closed before COMMIT was sent is sure (see commit).
 	return outcomeUnknown
 }
 

@@ -334,16 +334,16 @@ func (l *link) relayTyped(src, dst net.Conn, from Side) {
 		}
 		a := l.p.fire(&m)
 		if a != nil && !a.p.After {
+			a.once.Do(func() { close(a.done) }) // before the cut: whoever sees it can rely on it
 			l.cut()
-			a.once.Do(func() { close(a.done) })
 			return
 		}
 		if _, err := dst.Write(buf); err != nil {
 			return
 		}
 		if a != nil {
-			l.cut()
 			a.once.Do(func() { close(a.done) })
+			l.cut()
 			return
 		}
 	}
