@@ -20,6 +20,14 @@ var (
 	// message cannot succeed: route it with Watermill's PoisonQueueWithFilter.
 	ErrMalformedPayload = errors.New("events: malformed payload")
 
+	// ErrNotMigrated is wrapped by the errors of the outbox, the relay, the inbox and
+	// the operator reads when uno's tables are missing from the database.
+	ErrNotMigrated = errors.New("events: uno's tables are missing; run schema.Migrate (or `uno migrate`) first")
+
+	// ErrDeadLetterNotFound is returned by [ReadDeadLetter] for an id that is not in
+	// uno_dead_letters (never was, or was requeued or purged).
+	ErrDeadLetterNotFound = errors.New("events: no such dead letter")
+
 	// ErrNoConsumer is returned by the [Inbox] middleware for a message that reached it
 	// outside a router handler when InboxConfig.Consumer is empty.
 	ErrNoConsumer = errors.New("events: inbox has no consumer name; set InboxConfig.Consumer or use the middleware in a Watermill router")

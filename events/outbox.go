@@ -252,7 +252,7 @@ func parseNotifyPayload(s string, fn func(p int)) (ok bool) {
 
 // errNotMigrated wraps a failure caused by a missing outbox table.
 func errNotMigrated(err error) error {
-	return fmt.Errorf("events: the outbox tables are missing; run schema.Migrate first: %w", err)
+	return fmt.Errorf("%w: %w", ErrNotMigrated, err)
 }
 
 // isUndefinedTable reports whether err is PostgreSQL's undefined_table (42P01).

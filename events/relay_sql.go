@@ -155,3 +155,17 @@ FROM uno_outbox`
 
 // pendingSQL reads the envelopes for ReadPending, in publishing order.
 const pendingSQL = `SELECT id, partition, events, delivered, attempts FROM uno_outbox ORDER BY id, partition`
+
+// deadLettersSQL reads dead letters for ReadDeadLetters, oldest first, after id $1, at
+// most $2 of them.
+const deadLettersSQL = `SELECT id, outbox_id, event_id, partition, topic, key, type, payload, metadata::text,
+	occurred_at, created_at, attempts, last_error, failed_at
+FROM uno_dead_letters WHERE id > $1 ORDER BY id LIMIT $2`
+
+// deadLetterSQL reads one dead letter for ReadDeadLetter.
+const deadLetterSQL = `SELECT id, outbox_id, event_id, partition, topic, key, type, payload, metadata::text,
+	occurred_at, created_at, attempts, last_error, failed_at
+FROM uno_dead_letters WHERE id = $1`
+
+// purgeDeadLettersSQL deletes the dead letters that failed more than $1 milliseconds ago.
+const purgeDeadLettersSQL = `DELETE FROM uno_dead_letters WHERE failed_at < now() - $1 * interval '1 millisecond'`

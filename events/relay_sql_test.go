@@ -32,6 +32,9 @@ var statements = map[string]string{
 	"lag":              lagSQL,
 	"pending":          pendingSQL,
 	"inbox":            inboxSQL,
+	"deadLetters":      deadLettersSQL,
+	"deadLetter":       deadLetterSQL,
+	"purgeDeadLetters": purgeDeadLettersSQL,
 }
 
 // TestEveryStatementPreparesAgainstTheSchema prepares each statement of relay_sql.go
