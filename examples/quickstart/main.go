@@ -279,10 +279,7 @@ func startSubscriber(ctx context.Context, tm *txmanager.Manager, pubsub message.
 	router.AddMiddleware(inbox.Middleware)
 	s := &subscriber{router: router, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	for _, topic := range []string{"account.opened", "transfer.completed", "bonus.granted"} {
-		if _, err := events.Handle(router, pubsub, topic, func(ctx context.Context, ev events.Received[map[string]any]) error {
-			s.record(fmt.Sprintf("%-18s key=%s %v", ev.Topic, ev.Key, ev.Payload))
-			return nil
-		}); err != nil {
+		if _, err := events.Handle(router, pubsub, topic, s.handle); err != nil {
 			return nil, err
 		}
 	}
@@ -296,6 +293,12 @@ func startSubscriber(ctx context.Context, tm *txmanager.Manager, pubsub message.
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// handle is the handler of every topic: it records the event.
+func (s *subscriber) handle(_ context.Context, ev events.Received[map[string]any]) error {
+	s.record(fmt.Sprintf("%-18s key=%s %v", ev.Topic, ev.Key, ev.Payload))
+	return nil
 }
 
 func (s *subscriber) record(line string) {
