@@ -39,6 +39,11 @@ type Config struct {
 	// not block for long and must not call [Pool.Close].
 	OnStateChange func(State)
 
+	// ConnectRetryTimeout bounds how long [New] retries when its context has no
+	// deadline; a context with a deadline bounds it instead. Zero means no bound but the
+	// context. Default: 1m.
+	ConnectRetryTimeout time.Duration
+
 	// Logger receives state transitions, retries and acquire timeouts. Nil discards them.
 	Logger *slog.Logger
 
@@ -54,6 +59,7 @@ const (
 	DefaultValidationTimeout       = 5 * time.Second
 	DefaultAcquireTimeout          = 30 * time.Second
 	DefaultHealthCheckInterval     = 30 * time.Second
+	DefaultConnectRetryTimeout     = time.Minute
 )
 
 // DefaultConfig returns the recommended settings.
@@ -63,6 +69,7 @@ func DefaultConfig() Config {
 		ValidationTimeout:       DefaultValidationTimeout,
 		AcquireTimeout:          DefaultAcquireTimeout,
 		HealthCheckInterval:     DefaultHealthCheckInterval,
+		ConnectRetryTimeout:     DefaultConnectRetryTimeout,
 	}
 }
 
@@ -91,6 +98,7 @@ func (c Config) Validate() error {
 	check("ValidationTimeout", c.ValidationTimeout)
 	check("AcquireTimeout", c.AcquireTimeout)
 	check("HealthCheckInterval", c.HealthCheckInterval)
+	check("ConnectRetryTimeout", c.ConnectRetryTimeout)
 	return errors.Join(errs...)
 }
 

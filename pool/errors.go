@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrAcquireTimeout is matched (errors.Is) by the error of an acquisition that gave up
@@ -38,17 +42,51 @@ func (e *AcquireTimeoutError) Is(target error) bool { return target == ErrAcquir
 // Unwrap returns context.DeadlineExceeded: an acquire timeout is a deadline.
 func (e *AcquireTimeoutError) Unwrap() error { return context.DeadlineExceeded }
 
-// ConnectError is returned by [New] when no connection could be established before its
-// context ended (or the backoff policy gave up, or the server refused the credentials).
+// ConnectError is returned by [New] (and by provider.New, which builds the pool) when
+// no connection could be established: the retries ran out of time (the caller's ctx,
+// or [Config.ConnectRetryTimeout] when ctx has no deadline) or the server refused the
+// credentials or the database. It names the server, never the password, and wraps the
+// last cause.
 type ConnectError struct {
-	Attempts int   // connection attempts made
-	Err      error // the last cause
+	Host     string // the server as host:port; several, comma-separated, when the config lists several
+	Database string
+	User     string
+	Attempts int // connection attempts made
+	// GaveUpAfter is Config.ConnectRetryTimeout when that bound, not the caller's
+	// context, ended the retries; zero otherwise.
+	GaveUpAfter time.Duration
+	Err         error // the last cause, the password removed from its message
 }
 
-// Error gives the number of attempts and the last cause.
+// Error names the server, the database and the user, says how many attempts were made
+// and why they stopped, gives the last cause once, then what to do about it.
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("pool: could not connect after %d attempt(s): %v", e.Attempts, e.Err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot connect to PostgreSQL at %s, database %s, user %s, after %d attempt(s)",
+		e.Host, strconv.Quote(e.Database), strconv.Quote(e.User), e.Attempts)
+	if e.GaveUpAfter > 0 {
+		fmt.Fprintf(&b, " (gave up after %s, the connect retry timeout, as the context had no deadline)", e.GaveUpAfter)
+	}
+	fmt.Fprintf(&b, ": %v (%s)", e.Err, connectHint(e.Err))
+	return b.String()
 }
 
 // Unwrap returns the last cause.
 func (e *ConnectError) Unwrap() error { return e.Err }
+
+// connectHint says what to do about the cause of a failed connection.
+func connectHint(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"):
+		return "the server rejected the login: check the user name, the password or passfile, and pg_hba.conf"
+	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
+		return "the database does not exist: create it, or fix the database name"
+	case errors.As(err, &pgErr):
+		return "the server refused the connection: see its message"
+	case errors.Is(err, context.Canceled):
+		return "the caller cancelled the context"
+	default:
+		return "check that the server is running and reachable at that address, and that the port and sslmode are right"
+	}
+}

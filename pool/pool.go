@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +81,10 @@ type Pool struct {
 	cfg    Config
 	logger *slog.Logger
 	secret string      // the password, removed from logged and returned errors
-	target []slog.Attr // host, port, database: log attributes
+	target []slog.Attr // host, database: log attributes
+	hosts  string      // host:port of each server, comma-separated
+	user   string
+	db     string
 
 	mu        sync.Mutex
 	state     State
@@ -119,9 +124,11 @@ func New(ctx context.Context, pgxConfig *pgxpool.Config, cfg Config) (*Pool, err
 		cfg:    cfg,
 		logger: cfg.Logger,
 		secret: pc.ConnConfig.Password,
+		hosts:  serverAddresses(pc.ConnConfig),
+		user:   pc.ConnConfig.User,
+		db:     pc.ConnConfig.Database,
 		target: []slog.Attr{
-			slog.String("host", pc.ConnConfig.Host),
-			slog.Int("port", int(pc.ConnConfig.Port)),
+			slog.String("host", serverAddresses(pc.ConnConfig)),
 			slog.String("database", pc.ConnConfig.Database),
 		},
 		wake: make(chan struct{}, 1),
@@ -175,8 +182,17 @@ func New(ctx context.Context, pgxConfig *pgxpool.Config, cfg Config) (*Pool, err
 	return p, nil
 }
 
-// connect waits until a connection works, with backoff, until ctx ends.
+// errRetryTimeout ends New's retries after Config.ConnectRetryTimeout.
+var errRetryTimeout = errors.New("pool: connect retry timeout")
+
+// connect waits until a connection works, with backoff, until ctx ends or, when ctx
+// has no deadline, until Config.ConnectRetryTimeout has passed.
 func (p *Pool) connect(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok && p.cfg.ConnectRetryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, p.cfg.ConnectRetryTimeout, errRetryTimeout)
+		defer cancel()
+	}
 	attempts := 0
 	var last error
 	op := func() error {
@@ -209,7 +225,25 @@ func (p *Pool) connect(ctx context.Context) error {
 	if last == nil {
 		last = err
 	}
-	return &ConnectError{Attempts: attempts, Err: redact.Error(last, p.secret)}
+	ce := &ConnectError{
+		Host: p.hosts, Database: p.db, User: p.user,
+		Attempts: attempts, Err: redact.Error(last, p.secret),
+	}
+	if context.Cause(ctx) == errRetryTimeout {
+		ce.GaveUpAfter = p.cfg.ConnectRetryTimeout
+	}
+	return ce
+}
+
+// serverAddresses lists the servers of cc as host:port, in the order pgx tries them.
+func serverAddresses(cc *pgx.ConnConfig) string {
+	addrs := []string{net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))}
+	for _, fb := range cc.Fallbacks {
+		if a := net.JoinHostPort(fb.Host, strconv.Itoa(int(fb.Port))); !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return strings.Join(addrs, ",")
 }
 
 func (p *Pool) targetAttrs() []slog.Attr {

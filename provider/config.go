@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -22,10 +21,15 @@ import (
 // A zero duration means what its field's comment says: mostly "no limit", but for
 // IdleValidationThreshold "validate every connection before every hand-out".
 type Config struct {
-	Host     string // server host name, IP address, or Unix socket directory; required
-	Port     int    // 1-65535
-	User     string // role to connect as; required
-	Database string // database name; required
+	// Host is the server: a host name, an IP address or a Unix socket directory; or
+	// several, separated by commas, tried in order until one accepts the connection (and
+	// passes target_session_attrs, see ConnParams). An element may carry its own port
+	// ("db2:5433", "[::1]:5433"); the others use Port. Required unless ConnParams names
+	// a service.
+	Host     string
+	Port     int    // 1-65535; 0 only with a service, which then supplies it
+	User     string // role to connect as; required unless ConnParams names a service
+	Database string // database name; required unless ConnParams names a service
 	Password string // never printed, logged or put in an error
 	SSLMode  string // disable, allow, prefer, require, verify-ca or verify-full
 
@@ -35,7 +39,8 @@ type Config struct {
 	PoolSize int // maximum number of connections, 1-10000
 	MinConns int // connections kept open even when idle, 0-PoolSize
 
-	ConnectTimeout          time.Duration // limit for opening one connection; 0: pgx's (2 minutes)
+	ConnectTimeout          time.Duration // limit for opening one connection (all hosts); 0: none
+	ConnectRetryTimeout     time.Duration // how long New keeps retrying when its ctx has no deadline; 0: until ctx ends
 	AcquireTimeout          time.Duration // limit for waiting for a pooled connection; 0: none but the ctx
 	HealthCheckPeriod       time.Duration // period of the pool's health monitor; 0: no monitor
 	MaxConnLifetime         time.Duration // connections older than this are closed; 0: no limit
@@ -47,6 +52,17 @@ type Config struct {
 	// RuntimeParams are further server settings sent when connecting, such as
 	// search_path or statement_timeout.
 	RuntimeParams map[string]string
+
+	// ConnParams are the connection settings of libpq and pgx that have no field of
+	// their own, passed to pgx as given: target_session_attrs, passfile, service,
+	// servicefile, sslpassword (hidden like the password), sslcertmode, sslsni,
+	// sslnegotiation, channel_binding, require_auth, krbsrvname, krbspn,
+	// min_protocol_version, max_protocol_version, statement_cache_capacity,
+	// description_cache_capacity, default_query_exec_mode, pool_min_idle_conns,
+	// pool_max_conn_lifetime_jitter and pool_ping_timeout; and libpq's TCP keepalive
+	// settings keepalives (0 or 1), keepalives_idle, keepalives_interval (seconds) and
+	// keepalives_count, which uno applies to the connection's socket.
+	ConnParams map[string]string
 }
 
 // SSL modes, as in libpq.
@@ -65,8 +81,8 @@ var sslModes = []string{SSLModeDisable, SSLModeAllow, SSLModePrefer, SSLModeRequ
 const MaxPoolSize = 10000
 
 // DefaultConfig returns the defaults: localhost:5432, user and database "postgres",
-// sslmode prefer, 10 connections, connect timeout 5s, acquire timeout 30s, health
-// check every 30s, connections recycled after 1h or 30m idle, validated after 1s idle,
+// sslmode prefer, 10 connections, connect timeout 5s, connect retries for at most 1m,
+// acquire timeout 30s, health check every 30s, connections recycled after 1h or 30m idle, validated after 1s idle,
 // application name "uno".
 func DefaultConfig() Config {
 	return Config{
@@ -78,6 +94,7 @@ func DefaultConfig() Config {
 		PoolSize:                10,
 		MinConns:                0,
 		ConnectTimeout:          5 * time.Second,
+		ConnectRetryTimeout:     time.Minute,
 		AcquireTimeout:          30 * time.Second,
 		HealthCheckPeriod:       30 * time.Second,
 		MaxConnLifetime:         time.Hour,
@@ -101,6 +118,7 @@ const (
 	keyPoolSize                = "pool_size"
 	keyMinConns                = "min_conns"
 	keyConnectTimeout          = "connect_timeout"
+	keyConnectRetryTimeout     = "connect_retry_timeout"
 	keyAcquireTimeout          = "acquire_timeout"
 	keyHealthCheckPeriod       = "health_check_period"
 	keyMaxConnLifetime         = "max_conn_lifetime"
@@ -108,6 +126,7 @@ const (
 	keyIdleValidationThreshold = "idle_validation_threshold"
 	keyApplicationName         = "application_name"
 	keyRuntimeParams           = "runtime_params"
+	keyConnParams              = "conn_params"
 )
 
 // reservedParams may not be set through RuntimeParams: they have fields of their own or
@@ -118,7 +137,9 @@ var reservedParams = map[string]string{
 }
 
 // Validate checks every field and returns all problems at once as [ValidationErrors]
-// (nil if there are none).
+// (nil if there are none). Once the fields are sound it also has pgx parse the
+// connection they describe (pgconn.ParseConfig), which checks ConnParams and reads the
+// files the Config names (TLS certificates, service file).
 func (c Config) Validate() error {
 	var errs ValidationErrors
 	add := func(path, format string, args ...any) {
@@ -131,31 +152,42 @@ func (c Config) Validate() error {
 		}
 		return true
 	}
+	service := c.ConnParams["service"] != ""
 
 	switch {
 	case strings.TrimSpace(c.Host) == "":
-		add(keyHost, "must not be empty")
-	case strings.Contains(c.Host, ","):
-		add(keyHost, "multiple hosts are not supported; give one host")
-	case !validHost(c.Host):
-		add(keyHost, "must be a host name, an IP address or a Unix socket directory (an absolute path)")
+		if !service {
+			add(keyHost, "must not be empty")
+		}
+	default:
+		for _, hp := range splitHosts(c.Host) {
+			if !validHost(hp.host) || hp.port < 0 {
+				add(keyHost, "each host must be a host name, an IP address or a Unix socket directory (an absolute path), "+
+					"optionally followed by :port (1-65535); separate several hosts with commas")
+				break
+			}
+		}
 	}
-	if c.Port < 1 || c.Port > 65535 {
+	if (c.Port < 1 || c.Port > 65535) && !(service && c.Port == 0) {
 		add(keyPort, "must be between 1 and 65535")
 	}
 	if c.User == "" {
-		add(keyUser, "must not be empty")
+		if !service {
+			add(keyUser, "must not be empty")
+		}
 	} else {
 		noNUL(keyUser, c.User)
 	}
 	if c.Database == "" {
-		add(keyDatabase, "must not be empty")
+		if !service {
+			add(keyDatabase, "must not be empty")
+		}
 	} else {
 		noNUL(keyDatabase, c.Database)
 	}
 	noNUL(keyPassword, c.Password)
 	if !slices.Contains(sslModes, c.SSLMode) {
-		add(keySSLMode, "must be one of %s (got %s)", strings.Join(sslModes, ", "), quoteShort(c.SSLMode))
+		add(keySSLMode, "must be one of %s", strings.Join(sslModes, ", "))
 	}
 	noNUL(keySSLRootCert, c.SSLRootCert)
 	noNUL(keySSLCert, c.SSLCert)
@@ -177,6 +209,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{keyConnectTimeout, c.ConnectTimeout},
+		{keyConnectRetryTimeout, c.ConnectRetryTimeout},
 		{keyAcquireTimeout, c.AcquireTimeout},
 		{keyHealthCheckPeriod, c.HealthCheckPeriod},
 		{keyMaxConnLifetime, c.MaxConnLifetime},
@@ -203,41 +236,36 @@ func (c Config) Validate() error {
 			continue
 		}
 		if isConnParam(k) {
-			add(path, "is a connection setting, not a server setting; set it through its own field or remove it")
+			add(path, "is a connection setting, not a server setting; set it through its own field or ConnParams")
 			continue
 		}
 		if noNUL(path, k) {
 			noNUL(path, c.RuntimeParams[k])
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(c.ConnParams)) {
+		path := keyConnParams + "." + k
+		if msg := checkConnParam(k, c.ConnParams[k]); msg != "" {
+			add(path, "%s", msg)
+		}
+	}
+	if len(errs) == 0 {
+		if _, err := c.buildPgxConfig(); err != nil {
+			errs = append(errs, pgxConfigProblem(err))
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
 	for _, fe := range errs {
-		fe.Message = redact.String(fe.Message, c.Password)
+		fe.Message = redact.String(fe.Message, c.secrets()...)
 	}
 	return errs
 }
 
-// validHost accepts a Unix socket directory (an absolute path without NUL), an IP
-// address (IPv6 with an optional zone), or a DNS-style host name (letters, digits, '-',
-// '_' and '.', at most 253 bytes).
-func validHost(h string) bool {
-	if strings.HasPrefix(h, "/") {
-		return strings.IndexByte(h, 0) < 0
-	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	if len(h) > 253 {
-		return false
-	}
-	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
+// secrets returns what must never be shown: the password and the TLS key's password.
+func (c Config) secrets() []string {
+	return []string{c.Password, c.ConnParams[connParamSSLPassword]}
 }
 
 // quoteShort quotes a value for an error message, cutting long ones.
@@ -257,24 +285,47 @@ func (c Config) shownPassword() string {
 	return redact.Placeholder
 }
 
-// String returns the configuration as a postgres:// URL with the password replaced by
-// "xxxxx", listing the settings that differ from [DefaultConfig]. Apart from the
-// password, [ParseConfig] reads it back to the same Config.
+// String returns the configuration as a postgres:// URL with the password (and
+// sslpassword) replaced by "xxxxx", listing the settings that differ from
+// [DefaultConfig]. Apart from the hidden values, [ParseConfig] reads it back to the
+// same Config.
 func (c Config) String() string {
 	u := url.URL{Scheme: "postgres", Path: "/" + c.Database}
 	q := url.Values{}
-	if strings.HasPrefix(c.Host, "/") || c.Host == "" {
+	hosts := splitHosts(c.Host)
+	socket := c.Host == "" || slices.ContainsFunc(hosts, func(hp hostPort) bool { return strings.HasPrefix(hp.host, "/") })
+	switch {
+	case socket:
 		q.Set("host", c.Host)
-		u.Host = ""
 		if c.Port != 5432 {
 			q.Set("port", strconv.Itoa(c.Port))
 		}
-	} else {
-		u.Host = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	case len(hosts) == 1:
+		port := hosts[0].port
+		if port <= 0 {
+			port = c.Port
+		}
+		u.Host = net.JoinHostPort(hosts[0].host, strconv.Itoa(port))
+	default:
+		parts := make([]string, len(hosts))
+		for i, hp := range hosts {
+			switch {
+			case hp.port > 0:
+				parts[i] = hp.String()
+			case c.Port != 5432:
+				parts[i] = net.JoinHostPort(hp.host, strconv.Itoa(c.Port))
+			case strings.Contains(hp.host, ":"):
+				parts[i] = "[" + hp.host + "]"
+			default:
+				parts[i] = hp.host
+			}
+		}
+		u.Host = strings.Join(parts, ",")
 	}
-	if c.Password != "" {
+	switch {
+	case c.Password != "":
 		u.User = url.UserPassword(c.User, redact.Placeholder)
-	} else {
+	case c.User != "":
 		u.User = url.User(c.User)
 	}
 	d := DefaultConfig()
@@ -300,6 +351,7 @@ func (c Config) String() string {
 	setI(keyPoolSize, c.PoolSize, d.PoolSize)
 	setI(keyMinConns, c.MinConns, d.MinConns)
 	setD(keyConnectTimeout, c.ConnectTimeout, d.ConnectTimeout)
+	setD(keyConnectRetryTimeout, c.ConnectRetryTimeout, d.ConnectRetryTimeout)
 	setD(keyAcquireTimeout, c.AcquireTimeout, d.AcquireTimeout)
 	setD(keyHealthCheckPeriod, c.HealthCheckPeriod, d.HealthCheckPeriod)
 	setD(keyMaxConnLifetime, c.MaxConnLifetime, d.MaxConnLifetime)
@@ -311,6 +363,9 @@ func (c Config) String() string {
 			q.Set(k, v)
 		}
 	}
+	for k, v := range c.shownConnParams() {
+		q.Set(k, v)
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -321,7 +376,18 @@ type plainConfig Config
 func (c Config) redacted() plainConfig {
 	r := plainConfig(c)
 	r.Password = c.shownPassword()
+	r.ConnParams = c.shownConnParams()
 	return r
+}
+
+// shownConnParams returns ConnParams with sslpassword replaced by "xxxxx".
+func (c Config) shownConnParams() map[string]string {
+	if _, ok := c.ConnParams[connParamSSLPassword]; !ok {
+		return c.ConnParams
+	}
+	shown := maps.Clone(c.ConnParams)
+	shown[connParamSSLPassword] = redact.Placeholder
+	return shown
 }
 
 // GoString returns a Go literal of the Config with the password replaced by "xxxxx".
@@ -361,10 +427,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Int(keyPoolSize, c.PoolSize),
 		slog.Int(keyMinConns, c.MinConns),
 		slog.Duration(keyConnectTimeout, c.ConnectTimeout),
+		slog.Duration(keyConnectRetryTimeout, c.ConnectRetryTimeout),
 		slog.Duration(keyAcquireTimeout, c.AcquireTimeout),
 		slog.Duration(keyHealthCheckPeriod, c.HealthCheckPeriod),
 		slog.String(keyApplicationName, c.ApplicationName),
 	)
+	if len(c.ConnParams) > 0 {
+		attrs = append(attrs, slog.Any(keyConnParams, c.shownConnParams()))
+	}
 	return slog.GroupValue(attrs...)
 }
 
@@ -375,6 +445,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		keyHost: c.Host, keyPort: c.Port, keyUser: c.User, keyDatabase: c.Database,
 		keySSLMode: c.SSLMode, keyPoolSize: c.PoolSize, keyMinConns: c.MinConns,
 		keyConnectTimeout:          c.ConnectTimeout.String(),
+		keyConnectRetryTimeout:     c.ConnectRetryTimeout.String(),
 		keyAcquireTimeout:          c.AcquireTimeout.String(),
 		keyHealthCheckPeriod:       c.HealthCheckPeriod.String(),
 		keyMaxConnLifetime:         c.MaxConnLifetime.String(),
@@ -392,6 +463,9 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	}
 	if len(c.RuntimeParams) > 0 {
 		m[keyRuntimeParams] = c.RuntimeParams
+	}
+	if len(c.ConnParams) > 0 {
+		m[keyConnParams] = c.shownConnParams()
 	}
 	return json.Marshal(m)
 }

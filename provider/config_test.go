@@ -28,9 +28,9 @@ func fieldCases() []fieldCase {
 		{"database", "shop", func(t *testing.T, c provider.Config) { assert.Equal(t, "shop", c.Database) }},
 		{"password", "s3cr3t-PA55", func(t *testing.T, c provider.Config) { assert.Equal(t, "s3cr3t-PA55", c.Password) }},
 		{"sslmode", "require", func(t *testing.T, c provider.Config) { assert.Equal(t, "require", c.SSLMode) }},
-		{"sslrootcert", "/etc/ca.pem", func(t *testing.T, c provider.Config) { assert.Equal(t, "/etc/ca.pem", c.SSLRootCert) }},
-		{"sslcert", "/etc/client.pem", func(t *testing.T, c provider.Config) { assert.Equal(t, "/etc/client.pem", c.SSLCert) }},
-		{"sslkey", "/etc/client.key", func(t *testing.T, c provider.Config) { assert.Equal(t, "/etc/client.key", c.SSLKey) }},
+		{"sslrootcert", "testdata/ca.crt", func(t *testing.T, c provider.Config) { assert.Equal(t, "testdata/ca.crt", c.SSLRootCert) }},
+		{"sslcert", "testdata/client.crt", func(t *testing.T, c provider.Config) { assert.Equal(t, "testdata/client.crt", c.SSLCert) }},
+		{"sslkey", "testdata/client.key", func(t *testing.T, c provider.Config) { assert.Equal(t, "testdata/client.key", c.SSLKey) }},
 		{"pool_size", 25, func(t *testing.T, c provider.Config) { assert.Equal(t, 25, c.PoolSize) }},
 		{"min_conns", 3, func(t *testing.T, c provider.Config) { assert.Equal(t, 3, c.MinConns) }},
 		{"connect_timeout", "7s", func(t *testing.T, c provider.Config) { assert.Equal(t, 7*time.Second, c.ConnectTimeout) }},
@@ -45,6 +45,10 @@ func fieldCases() []fieldCase {
 		{"runtime_params", map[string]any{"search_path": "app,public"}, func(t *testing.T, c provider.Config) {
 			assert.Equal(t, map[string]string{"search_path": "app,public"}, c.RuntimeParams)
 		}},
+		{"conn_params", map[string]any{"target_session_attrs": "read-write", "keepalives_idle": "30"}, func(t *testing.T, c provider.Config) {
+			assert.Equal(t, map[string]string{"target_session_attrs": "read-write", "keepalives_idle": "30"}, c.ConnParams)
+		}},
+		{"connect_retry_timeout", "20s", func(t *testing.T, c provider.Config) { assert.Equal(t, 20*time.Second, c.ConnectRetryTimeout) }},
 		// legacy keys
 		{"db_host", "legacy.example.com", func(t *testing.T, c provider.Config) { assert.Equal(t, "legacy.example.com", c.Host) }},
 		{"db_port", 5433, func(t *testing.T, c provider.Config) { assert.Equal(t, 5433, c.Port) }},
@@ -79,7 +83,14 @@ func roundTrip(t *testing.T, c provider.Config) {
 func TestEveryKeyRoundTrips(t *testing.T) {
 	for _, fc := range fieldCases() {
 		t.Run(fc.key, func(t *testing.T) {
-			cfg, err := provider.ConfigFromMap(map[string]any{fc.key: fc.value})
+			m := map[string]any{fc.key: fc.value}
+			switch fc.key { // pgx wants a client certificate and its key together
+			case "sslcert":
+				m["sslkey"] = "testdata/client.key"
+			case "sslkey":
+				m["sslcert"] = "testdata/client.crt"
+			}
+			cfg, err := provider.ConfigFromMap(m)
 			require.NoError(t, err)
 			fc.check(t, cfg)
 			roundTrip(t, cfg)
@@ -185,18 +196,22 @@ func TestBadInputsNameTheirField(t *testing.T) {
 			"set it through the Password field"},
 		{"unknown key", mapOf("pool_sise", 3), "pool_sise", "unknown key"},
 		{"two names for one field", mapOf2("host", "a", "db_host", "b"), "host", "sets the same field as db_host"},
-		{"malformed URL", urlOf("postgres://u@host:5432/db%zz"), "url", "malformed URL"},
+		{"malformed URL", urlOf("postgres://u@host:5432/db%zz"), "url", "failed to parse as URL"},
 		{"URL with bad port", urlOf("postgres://u@host:port/db"), "port", "must be a number"},
 		{"URL with port 70000", urlOf("postgres://u@host:70000/db"), "port", "must be between 1 and 65535"},
 		{"URL with port 0", urlOf("postgres://u@host:0/db"), "port", "must be between 1 and 65535"},
-		{"URL with two hosts", urlOf("postgres://u@h1:5432,h2:5432/db"), "host", "multiple hosts"},
+		{"URL with two hosts, one bad", urlOf("postgres://u@h1:5432,h%20x:5432/db"), "host", "each host must be"},
 		{"URL with empty host", urlOf("postgres://u@h/db?host="), "host", "must not be empty"},
 		{"URL with unknown scheme", urlOf("mysql://u@h/db"), "url", "unsupported scheme"},
 		{"URL with bad pool size", urlOf("postgres://u@h/db?pool_max_conns=0"), "pool_max_conns", "must be between 1 and 10000"},
-		{"URL with unsupported keyword", urlOf("postgres://u@h/db?target_session_attrs=any"), "target_session_attrs", "not supported"},
-		{"not a connection string", urlOf("just some words"), "url", "must be a postgres:// URL or a keyword/value string"},
-		{"keyword without value", urlOf("host=h dbname"), "url", "expected keyword=value"},
-		{"unterminated quote", urlOf("host=h dbname='shop"), "url", "unterminated quoted value"},
+		{"URL with a keyword pgx lacks", urlOf("postgres://u@h/db?hostaddr=10.0.0.1"), "hostaddr", "not supported"},
+		{"URL with a bad target_session_attrs", urlOf("postgres://u@h/db?target_session_attrs=sometimes"), "target_session_attrs",
+			"unknown target_session_attrs value"},
+		{"bad keepalives", mapOf("conn_params", map[string]any{"keepalives_idle": "soon"}), "conn_params.keepalives_idle", "whole number"},
+		{"unknown conn param", mapOf("conn_params", map[string]any{"search_path": "x"}), "conn_params.search_path", "RuntimeParams"},
+		{"not a connection string", urlOf("just some words"), "url", "failed to parse as keyword/value"},
+		{"keyword without value", urlOf("host=h dbname"), "url", "failed to parse as keyword/value"},
+		{"unterminated quote", urlOf("host=h dbname='shop"), "url", "failed to parse as keyword/value"},
 		{"keyword/value bad sslmode", urlOf("host=h sslmode=maybe"), "sslmode", "must be one of"},
 		{"keyword/value bad timeout", urlOf("host=h connect_timeout=soon"), "connect_timeout", "must be a duration"},
 	}

@@ -7,7 +7,19 @@
 // or a keyword/value string), [ConfigFromEnv] (DATABASE_URL, else the libpq PG*
 // variables) or [ConfigFromMap] (snake_case keys, and the legacy db_* keys). Every
 // constructor validates: problems come back together, as [ValidationErrors], each
-// naming the field at fault.
+// naming the field at fault. pgx parses and judges the connection settings
+// (pgconn.ParseConfig), so whatever pgx accepts works: several hosts tried in order,
+// target_session_attrs, passfile, service, keepalives, and the rest (see
+// [Config.ConnParams]).
+//
+// The environment has one rule: [ConfigFromEnv] is the only place that reads it. A
+// Config means what its fields say; nothing else — not PGPASSWORD, not PGSSLMODE, not
+// ~/.pgpass — fills in what it leaves out. Files are read only where the Config names
+// them (passfile, service, TLS files).
+//
+// [New] connects with backoff until its ctx ends or, when ctx has no deadline, until
+// [Config.ConnectRetryTimeout] (1 minute by default) has passed; it returns a
+// [*pool.ConnectError] naming the servers, why the attempts stopped and what to do.
 //
 // The password never leaves a Config by accident: String, GoString, every fmt verb,
 // slog (LogValue) and JSON print it as "xxxxx", and errors — including the connection
@@ -19,7 +31,7 @@
 //	}
 //	p, err := provider.New(ctx, cfg, provider.WithLogger(logger))
 //	if err != nil {
-//		return err // a *provider.ConnectError naming host, port and database
+//		return err // a *pool.ConnectError naming the servers, the database and the user
 //	}
 //	defer p.Close()
 //

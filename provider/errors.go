@@ -2,8 +2,6 @@ package provider
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -61,26 +59,3 @@ func (e ValidationErrors) Field(path string) *FieldError {
 	}
 	return nil
 }
-
-// ConnectError is returned by [New] when it could not connect before its context ended
-// (or the server rejected the credentials, or the database does not exist). It names
-// the server, never the password, and wraps the last cause.
-type ConnectError struct {
-	Host     string
-	Port     int
-	Database string
-	User     string
-	Attempts int   // connection attempts made
-	Err      error // the last cause, the password removed from its message
-}
-
-// Error names the server, the database, the user and the number of attempts, then the
-// last cause.
-func (e *ConnectError) Error() string {
-	return fmt.Sprintf("provider: cannot connect to PostgreSQL at %s:%d, database %s, user %s, after %d attempt(s): %v "+
-		"(check that the server is running and reachable and that the connection settings are right)",
-		e.Host, e.Port, strconv.Quote(e.Database), strconv.Quote(e.User), e.Attempts, e.Err)
-}
-
-// Unwrap returns the last cause.
-func (e *ConnectError) Unwrap() error { return e.Err }

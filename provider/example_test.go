@@ -84,9 +84,9 @@ func ExampleNew() {
 		provider.WithLogger(slog.Default()),
 		provider.WithHealthCallback(func(s pool.State) { fmt.Println("database is", s) }),
 	)
-	var connectErr *provider.ConnectError
+	var connectErr *pool.ConnectError
 	if errors.As(err, &connectErr) {
-		fmt.Println("cannot reach", connectErr.Host, connectErr.Port, "after", connectErr.Attempts, "attempts")
+		fmt.Println("cannot reach", connectErr.Host, "after", connectErr.Attempts, "attempts")
 		return
 	}
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/uno-framework/uno/internal/redact"
 )
 
@@ -30,10 +32,10 @@ var fieldKinds = map[string]fieldKind{
 	keyHost: kindString, keyPort: kindInt, keyUser: kindString, keyDatabase: kindString,
 	keyPassword: kindString, keySSLMode: kindString, keySSLRootCert: kindString,
 	keySSLCert: kindString, keySSLKey: kindString, keyPoolSize: kindInt, keyMinConns: kindInt,
-	keyConnectTimeout: kindDuration, keyAcquireTimeout: kindDuration,
+	keyConnectTimeout: kindDuration, keyConnectRetryTimeout: kindDuration, keyAcquireTimeout: kindDuration,
 	keyHealthCheckPeriod: kindDuration, keyMaxConnLifetime: kindDuration,
 	keyMaxConnIdleTime: kindDuration, keyIdleValidationThreshold: kindDuration,
-	keyApplicationName: kindString, keyRuntimeParams: kindParams,
+	keyApplicationName: kindString, keyRuntimeParams: kindParams, keyConnParams: kindParams,
 }
 
 // textAliases are the other names a connection string may use for a field: libpq's and
@@ -56,39 +58,16 @@ var legacyKeys = map[string]string{
 	"db_user_pw": keyPassword,
 }
 
-// unsupportedParams are libpq and pgx connection-string keywords that Config cannot
-// express; passed on as server settings they would fail at connect time.
-var unsupportedParams = map[string]bool{
-	"hostaddr": true, "passfile": true, "service": true, "servicefile": true,
-	"target_session_attrs": true, "load_balance_hosts": true, "sslpassword": true,
-	"sslnegotiation": true, "sslsni": true, "sslcrl": true, "sslcrldir": true,
-	"sslcertmode": true, "gssencmode": true, "krbsrvname": true, "gsslib": true,
-	"channel_binding": true, "requiressl": true, "require_auth": true, "keepalives": true,
-	"keepalives_idle": true, "keepalives_interval": true, "keepalives_count": true,
-	"tcp_user_timeout": true, "replication": true, "min_read_buffer_size": true,
-	"statement_cache_capacity": true, "description_cache_capacity": true,
-	"default_query_exec_mode": true, "pool_min_idle_conns": true,
-	"pool_max_conn_lifetime_jitter": true, "pool_ping_timeout": true, "max_protocol_version": true,
-	"min_protocol_version": true,
-}
-
-// isConnParam reports whether a connection string would not pass k on as a server
-// setting.
-func isConnParam(k string) bool {
-	_, field := fieldKinds[k]
-	_, alias := textAliases[k]
-	return field || alias || unsupportedParams[k]
-}
-
 // builder accumulates a Config and every problem met while building it.
 type builder struct {
-	cfg     Config
-	errs    ValidationErrors
-	paths   map[string]string // field key -> the name the input used for it
-	failed  map[string]bool   // field keys that already have an error
-	secrets []string
-	userSet bool
-	dbSet   bool
+	cfg      Config
+	errs     ValidationErrors
+	paths    map[string]string // field key (or conn_params.k) -> the name the input used for it
+	failed   map[string]bool   // field keys that already have an error
+	secrets  []string
+	portList []string // a port keyword listing several ports, one per host
+	userSet  bool
+	dbSet    bool
 }
 
 func newBuilder() *builder {
@@ -144,6 +123,8 @@ func (b *builder) setDuration(key string, v time.Duration) {
 	switch key {
 	case keyConnectTimeout:
 		b.cfg.ConnectTimeout = v
+	case keyConnectRetryTimeout:
+		b.cfg.ConnectRetryTimeout = v
 	case keyAcquireTimeout:
 		b.cfg.AcquireTimeout = v
 	case keyHealthCheckPeriod:
@@ -164,23 +145,40 @@ func (b *builder) setParam(k, v string) {
 	b.cfg.RuntimeParams[k] = v
 }
 
-// assignText converts the textual value of field key, reported as path.
+func (b *builder) setConnParam(k, v, path string) {
+	if b.cfg.ConnParams == nil {
+		b.cfg.ConnParams = map[string]string{}
+	}
+	b.cfg.ConnParams[k] = v
+	b.paths[keyConnParams+"."+k] = path
+	if k == connParamSSLPassword {
+		b.secrets = append(b.secrets, v)
+	}
+}
+
+// assignText converts the textual value of field key, reported as path. Values are
+// never quoted back in errors: in a malformed connection string, any of them may hold
+// part of a password.
 func (b *builder) assignText(key, path, v string) {
 	b.paths[key] = path
 	switch fieldKinds[key] {
 	case kindString:
 		b.setString(key, v)
 	case kindInt:
+		if key == keyPort && strings.Contains(v, ",") {
+			b.portList = strings.Split(v, ",")
+			return
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			b.fail(key, path, "must be an integer (got %s)", quoteShort(v))
+			b.fail(key, path, "must be an integer")
 			return
 		}
 		b.setInt(key, n)
 	case kindDuration:
 		d, ok := parseDuration(v)
 		if !ok {
-			b.fail(key, path, "must be a duration such as \"5s\" or a number of seconds (got %s)", quoteShort(v))
+			b.fail(key, path, "must be a duration such as \"5s\" or a number of seconds")
 			return
 		}
 		b.setDuration(key, d)
@@ -207,28 +205,99 @@ func secondsDuration(f float64) (time.Duration, bool) {
 }
 
 // assignConnParam handles one keyword of a connection string (URL query or
-// keyword/value).
-func (b *builder) assignConnParam(k, v string) {
+// keyword/value) or one libpq environment variable, reported as path: a Config field,
+// a connection setting (ConnParams) or, for anything else, a server setting
+// (RuntimeParams).
+func (b *builder) assignConnParam(k, v, path string) {
 	key := k
 	if alias, ok := textAliases[k]; ok {
 		key = alias
 	}
-	if kind, ok := fieldKinds[key]; ok && kind != kindParams {
-		b.assignText(key, k, v)
-		return
+	switch kind, field := fieldKinds[key]; {
+	case field && kind != kindParams:
+		b.assignText(key, path, v)
+	case field || unsupportedParams[k]:
+		b.fail("", path, "is not supported: pgx does not implement it")
+	case slices.Contains(connParamKeys, k):
+		b.setConnParam(k, v, path)
+	default:
+		b.setParam(k, v)
 	}
-	if unsupportedParams[k] || k == keyRuntimeParams {
-		b.fail("", k, "is not supported by provider.Config; remove it, or set it with provider.WithPgxConfig")
-		return
-	}
-	// Anything else is a server setting (search_path, statement_timeout, ...).
-	b.setParam(k, v)
 }
 
-// finish applies libpq's default database (the user name), validates, and returns the
-// Config or every problem found.
+// resolvePorts applies a port list ("5432,5433") to the hosts, one port per host, or
+// one port for all.
+func (b *builder) resolvePorts() {
+	if b.portList == nil {
+		return
+	}
+	path := b.paths[keyPort]
+	hosts := splitHosts(b.cfg.Host)
+	if len(b.portList) != 1 && len(b.portList) != len(hosts) {
+		b.fail(keyPort, path, "lists %d ports for %d hosts; give one port for all hosts, or one per host", len(b.portList), len(hosts))
+		return
+	}
+	for i := range hosts {
+		p := strings.TrimSpace(b.portList[min(i, len(b.portList)-1)])
+		if p == "" {
+			continue
+		}
+		if hosts[i].port = portOf(p); hosts[i].port < 0 {
+			b.fail(keyPort, path, "must be numbers between 1 and 65535")
+			return
+		}
+	}
+	b.cfg.Host, b.cfg.Port = normalizeHosts(hosts, b.cfg.Port)
+}
+
+// normalizeHosts returns the Host and Port fields for a list of hosts: one host and its
+// port; several hosts sharing one port as a plain list and that port; otherwise the
+// hosts with their own ports and defaultPort for the others.
+func normalizeHosts(hosts []hostPort, defaultPort int) (string, int) {
+	if len(hosts) == 1 {
+		if hosts[0].port > 0 {
+			return hosts[0].host, hosts[0].port
+		}
+		return hosts[0].host, defaultPort
+	}
+	shared := hosts[0].port
+	for _, hp := range hosts[1:] {
+		if hp.port != shared {
+			return joinHosts(hosts), defaultPort
+		}
+	}
+	bare := make([]hostPort, len(hosts))
+	for i, hp := range hosts {
+		bare[i] = hostPort{host: hp.host}
+	}
+	if shared <= 0 {
+		shared = defaultPort
+	}
+	return joinHosts(bare), shared
+}
+
+// finish resolves port lists and services, applies libpq's default database (the user
+// name), validates, and returns the Config or every problem found.
 func (b *builder) finish() (Config, error) {
-	if b.userSet && !b.dbSet {
+	b.resolvePorts()
+	if hosts := splitHosts(b.cfg.Host); b.cfg.Host != "" && !slices.ContainsFunc(hosts, func(hp hostPort) bool { return hp.port < 0 }) {
+		b.cfg.Host, b.cfg.Port = normalizeHosts(hosts, b.cfg.Port)
+	}
+	if b.cfg.ConnParams["service"] != "" {
+		// What the connection string leaves out, the service file supplies.
+		if _, ok := b.paths[keyHost]; !ok {
+			b.cfg.Host = ""
+		}
+		if _, ok := b.paths[keyPort]; !ok {
+			b.cfg.Port = 0
+		}
+		if !b.userSet {
+			b.cfg.User = ""
+		}
+		if !b.dbSet {
+			b.cfg.Database = ""
+		}
+	} else if b.userSet && !b.dbSet {
 		b.cfg.Database = b.cfg.User
 		b.paths[keyDatabase] = b.paths[keyUser]
 	}
@@ -238,10 +307,12 @@ func (b *builder) finish() (Config, error) {
 		errors.As(err, &verrs)
 		for _, fe := range verrs {
 			key, rest, _ := strings.Cut(fe.Path, ".")
-			if b.failed[key] {
+			if b.failed[key] || (len(b.errs) > 0 && strings.HasPrefix(fe.Message, pgxRejects)) {
 				continue
 			}
-			if p, ok := b.paths[key]; ok {
+			if p, ok := b.paths[fe.Path]; ok && rest != "" {
+				fe.Path = p
+			} else if p, ok := b.paths[key]; ok {
 				fe.Path = p
 				if rest != "" {
 					fe.Path += "." + rest
@@ -260,37 +331,100 @@ func (b *builder) finish() (Config, error) {
 	return Config{}, errs
 }
 
-// ParseConfig reads a connection string, either a URL
+// ParseConfig reads a connection string — anything pgx accepts — either a URL
 //
-//	postgres://user:password@host:5432/database?sslmode=require&pool_size=20
+//	postgres://user:password@host1:5432,host2:5433/database?sslmode=require&pool_size=20
 //
 // or libpq's keyword/value form
 //
-//	host=db port=5432 user=app password='it''s secret' dbname=shop pool_size=20
+//	host=db1,db2 port=5432 user=app password='it''s secret' dbname=shop target_session_attrs=read-write
 //
-// on top of [DefaultConfig], and validates the result. Besides the fields' own names
-// (see [ConfigFromMap]) it accepts libpq's dbname and pgxpool's pool_max_conns,
+// on top of [DefaultConfig], and validates the result. pgx is the judge: the string
+// must be one pgconn.ParseConfig accepts, and the Config built from it is checked by
+// pgconn.ParseConfig again (see [Config.Validate]). Besides the fields' own names (see
+// [ConfigFromMap]) it accepts libpq's dbname and pgxpool's pool_max_conns,
 // pool_min_conns, pool_max_conn_lifetime, pool_max_conn_idle_time and
-// pool_health_check_period; durations are Go durations ("30s") or numbers of seconds;
-// other keywords are server settings (RuntimeParams). Keywords that Config cannot
-// honour (passfile, service, target_session_attrs, ...) are errors. As in libpq, the
-// database defaults to the user name. Unlike libpq, the environment is not consulted:
-// use [ConfigFromEnv] for that. The empty string gives DefaultConfig.
+// pool_health_check_period; durations are Go durations ("30s") or numbers of seconds.
+// Connection settings without a field of their own (target_session_attrs, passfile,
+// service, keepalives, ...) go to ConnParams; every other keyword is a server setting
+// (RuntimeParams). As in libpq, the database defaults to the user name, and what a
+// service is given for is left to the service file.
 //
-// Errors are [ValidationErrors] that never contain the password.
+// ParseConfig does not read the environment: [ConfigFromEnv] does. The empty string
+// gives DefaultConfig.
+//
+// Errors are [ValidationErrors] that never contain the password, nor any value taken
+// from the string: in a malformed string, any value may hold part of the password.
 func ParseConfig(connString string) (Config, error) {
 	b := newBuilder()
 	s := strings.TrimSpace(connString)
+	b.secrets = append(b.secrets, credentialCandidates(s)...)
 	switch {
 	case s == "":
-	case hasScheme(s):
-		b.parseURL(s)
-	case strings.Contains(s, "="):
-		b.parseKeyValue(s)
+	case hasScheme(s) && !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://"):
+		b.fail("", "url", "unsupported scheme; use postgres:// or postgresql://")
 	default:
-		b.fail("", "url", "must be a postgres:// URL or a keyword/value string such as \"host=localhost dbname=app\"")
+		// pgx judges the syntax; what the settings mean, Validate has pgx judge on the
+		// Config built from them, where no environment variable interferes.
+		if _, err := pgconn.ParseConfig(s); err != nil && syntaxError(err) {
+			fe := pgxConfigProblem(err)
+			fe.Path = "url"
+			fe.Message += " (a connection string is a postgres:// URL, or keyword=value pairs separated by spaces " +
+				"with values holding spaces or quotes in single quotes; percent-encode special characters of a URL's password)"
+			b.errs = append(b.errs, fe)
+			break
+		}
+		if hasScheme(s) {
+			b.parseURL(s)
+		} else {
+			b.parseKeyValue(s)
+		}
 	}
 	return b.finish()
+}
+
+// credentialCandidates returns what, in a connection string, may be a password: in a
+// URL, everything between "://" and the last '@' after the first ':' (whole, decoded,
+// and cut at each character that would end a URL part); in keyword/value form, the
+// value after "password=".
+func credentialCandidates(s string) []string {
+	var out []string
+	add := func(v string) {
+		out = append(out, v)
+		if dec, err := url.PathUnescape(v); err == nil && dec != v {
+			out = append(out, dec)
+		}
+		for _, part := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune(" '\"@:/?#%\\,&=", r) }) {
+			out = append(out, part)
+		}
+	}
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				add(pw)
+			}
+		}
+	}
+	for rest := s; ; {
+		i := strings.Index(rest, "password")
+		if i < 0 {
+			break
+		}
+		rest = strings.TrimLeft(rest[i+len("password"):], " \t\n\r\f\v")
+		if v, ok := strings.CutPrefix(rest, "="); ok {
+			v = strings.TrimLeft(v, " \t\n\r\f\v")
+			end := len(v)
+			if strings.HasPrefix(v, "'") {
+				if j := strings.Index(v[1:], "'"); j >= 0 {
+					end = j + 2
+				}
+			} else if j := strings.IndexAny(v, " \t\n\r\f\v&"); j >= 0 {
+				end = j
+			}
+			add(strings.Trim(v[:end], "'"))
+		}
+	}
+	return out
 }
 
 // hasScheme reports whether s starts with "scheme://".
@@ -307,74 +441,97 @@ func hasScheme(s string) bool {
 	return true
 }
 
+// parseURL splits a URL pgconn.ParseConfig accepted into its settings, as libpq reads
+// it: user and password before an '@' that comes before any '/', then a list of
+// host[:port] up to '/' or '?', the database, and the query.
 func (b *builder) parseURL(s string) {
-	scheme, rest, _ := strings.Cut(s, "://")
-	if !strings.EqualFold(scheme, "postgres") && !strings.EqualFold(scheme, "postgresql") {
-		b.fail("", "url", "unsupported scheme %s; use postgres:// or postgresql://", quoteShort(scheme))
-		return
-	}
-	authority := rest
-	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
-		authority = authority[:i]
-	}
-	hosts := authority
-	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-		hosts = authority[i+1:]
-		// Remember the password even if the URL does not parse, to keep it out of errors.
-		if _, pw, ok := strings.Cut(authority[:i], ":"); ok && pw != "" {
-			b.secrets = append(b.secrets, pw)
-			if dec, err := url.PathUnescape(pw); err == nil {
-				b.secrets = append(b.secrets, dec)
-			}
+	_, rest, _ := strings.Cut(s, "://")
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		user, pw, hasPW := strings.Cut(rest[:i], ":")
+		rest = rest[i+1:]
+		if v, err := url.PathUnescape(user); err != nil {
+			b.fail(keyUser, keyUser, "is not properly percent-encoded")
+		} else if v != "" {
+			b.assignText(keyUser, keyUser, v)
+		}
+		if v, err := url.PathUnescape(pw); err != nil {
+			b.fail(keyPassword, keyPassword, "is not properly percent-encoded")
+		} else if hasPW && v != "" {
+			b.assignText(keyPassword, keyPassword, v)
 		}
 	}
-	if strings.Contains(hosts, ",") {
-		b.fail(keyHost, keyHost, "multiple hosts are not supported; give one host")
-		return
+	netloc, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		netloc, tail = rest[:i], rest[i:]
 	}
-	u, err := url.Parse(s)
+	var path, query string
+	if p, ok := strings.CutPrefix(tail, "/"); ok {
+		path, query, _ = strings.Cut(p, "?")
+	} else {
+		query = strings.TrimPrefix(tail, "?")
+	}
+	if netloc != "" {
+		b.setURLHosts(netloc)
+	}
+	if path != "" {
+		if db, err := url.PathUnescape(path); err != nil {
+			b.fail(keyDatabase, keyDatabase, "is not properly percent-encoded")
+		} else {
+			b.assignText(keyDatabase, keyDatabase, db)
+		}
+	}
+	q, err := url.ParseQuery(query)
 	if err != nil {
-		msg := err.Error()
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			msg = ue.Err.Error()
-		}
-		if p, ok := strings.CutPrefix(msg, "invalid port "); ok {
-			b.fail(keyPort, keyPort, "must be a number between 1 and 65535 (got %s)", strings.TrimSuffix(p, " after host"))
-			return
-		}
-		b.fail("", "url", "malformed URL: %s", msg)
-		return
-	}
-	if u.User != nil {
-		if name := u.User.Username(); name != "" {
-			b.assignText(keyUser, keyUser, name)
-		}
-		if pw, ok := u.User.Password(); ok {
-			b.assignText(keyPassword, keyPassword, pw)
-		}
-	}
-	if h := u.Hostname(); h != "" {
-		b.assignText(keyHost, keyHost, h)
-	}
-	if p := u.Port(); p != "" {
-		b.assignText(keyPort, keyPort, p)
-	}
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-		b.assignText(keyDatabase, keyDatabase, db)
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		b.fail("", "url", "malformed query string: %v", err)
+		b.fail("", "url", "malformed query string")
 	}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		vs := q[k]
-		b.assignConnParam(k, vs[len(vs)-1])
+		b.assignConnParam(k, vs[len(vs)-1], k)
 	}
 }
 
-// parseKeyValue reads libpq's keyword/value form: key=value pairs separated by spaces,
-// values optionally in single quotes, backslash escaping the next character.
+// setURLHosts reads a URL's list of host[:port].
+func (b *builder) setURLHosts(netloc string) {
+	b.paths[keyHost], b.paths[keyPort] = keyHost, keyPort
+	var hosts []hostPort
+	for _, el := range strings.Split(netloc, ",") {
+		host, port := el, ""
+		if strings.HasPrefix(el, "[") {
+			end := strings.IndexByte(el, ']')
+			if end < 0 {
+				b.fail(keyHost, keyHost, "has an IPv6 address without its closing ']'")
+				return
+			}
+			host, port = el[1:end], strings.TrimPrefix(el[end+1:], ":")
+		} else if h, p, ok := strings.Cut(el, ":"); ok {
+			host, port = h, p
+		}
+		dec, err := url.PathUnescape(host)
+		if err != nil {
+			b.fail(keyHost, keyHost, "is not properly percent-encoded")
+			return
+		}
+		hp := hostPort{host: dec}
+		if port != "" {
+			n, err := strconv.Atoi(port)
+			switch {
+			case err != nil:
+				b.fail(keyPort, keyPort, "must be a number between 1 and 65535")
+				return
+			case n < 1 || n > 65535:
+				b.fail(keyPort, keyPort, "must be between 1 and 65535")
+				return
+			}
+			hp.port = n
+		}
+		hosts = append(hosts, hp)
+	}
+	b.cfg.Host, b.cfg.Port = normalizeHosts(hosts, b.cfg.Port)
+}
+
+// parseKeyValue splits libpq's keyword/value form, which pgconn.ParseConfig accepted,
+// into its settings: key=value pairs separated by spaces, values optionally in single
+// quotes, backslash escaping the next character.
 func (b *builder) parseKeyValue(s string) {
 	i := 0
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
@@ -404,7 +561,6 @@ func (b *builder) parseKeyValue(s string) {
 		var val strings.Builder
 		if i < len(s) && s[i] == '\'' {
 			i++
-			closed := false
 			for i < len(s) {
 				c := s[i]
 				if c == '\\' && i+1 < len(s) {
@@ -414,22 +570,17 @@ func (b *builder) parseKeyValue(s string) {
 				}
 				i++
 				if c == '\'' {
-					closed = true
 					break
 				}
 				val.WriteByte(c)
 			}
-			if !closed {
-				if key == keyPassword {
-					b.secrets = append(b.secrets, val.String())
-				}
-				b.fail("", "url", "malformed keyword/value string: unterminated quoted value at offset %d", start)
-				return
-			}
 		} else {
 			for i < len(s) && !isSpace(s[i]) {
-				if s[i] == '\\' && i+1 < len(s) {
+				if s[i] == '\\' {
 					i++
+					if i == len(s) {
+						break
+					}
 				}
 				val.WriteByte(s[i])
 				i++
@@ -438,31 +589,49 @@ func (b *builder) parseKeyValue(s string) {
 		if key == keyPassword {
 			b.secrets = append(b.secrets, val.String())
 		}
-		b.assignConnParam(key, val.String())
+		b.assignConnParam(key, val.String(), key)
 	}
 }
 
-// Environment variables read by [ConfigFromEnv], in order.
+// Environment variables read by [ConfigFromEnv]: pgx's, in order.
 var envVars = []struct{ name, key string }{
 	{"PGHOST", keyHost},
 	{"PGPORT", keyPort},
 	{"PGUSER", keyUser},
-	{"PGDATABASE", keyDatabase},
+	{"PGDATABASE", "dbname"},
 	{"PGPASSWORD", keyPassword},
-	{"PGSSLMODE", keySSLMode},
-	{"PGSSLROOTCERT", keySSLRootCert},
-	{"PGSSLCERT", keySSLCert},
-	{"PGSSLKEY", keySSLKey},
+	{"PGPASSFILE", "passfile"},
 	{"PGAPPNAME", keyApplicationName},
 	{"PGCONNECT_TIMEOUT", keyConnectTimeout},
+	{"PGSSLMODE", keySSLMode},
+	{"PGSSLKEY", keySSLKey},
+	{"PGSSLCERT", keySSLCert},
+	{"PGSSLCERTMODE", "sslcertmode"},
+	{"PGSSLSNI", "sslsni"},
+	{"PGSSLROOTCERT", keySSLRootCert},
+	{"PGSSLPASSWORD", connParamSSLPassword},
+	{"PGSSLNEGOTIATION", "sslnegotiation"},
+	{"PGTARGETSESSIONATTRS", "target_session_attrs"},
+	{"PGSERVICE", "service"},
+	{"PGSERVICEFILE", "servicefile"},
+	{"PGTZ", "timezone"},
+	{"PGOPTIONS", "options"},
+	{"PGMINPROTOCOLVERSION", "min_protocol_version"},
+	{"PGMAXPROTOCOLVERSION", "max_protocol_version"},
+	{"PGCHANNELBINDING", "channel_binding"},
+	{"PGREQUIREAUTH", "require_auth"},
 }
 
-// ConfigFromEnv builds a Config from the environment: DATABASE_URL if it is set (read by
-// [ParseConfig]); otherwise the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE,
-// PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME and
-// PGCONNECT_TIMEOUT (seconds) on top of [DefaultConfig]. Empty variables count as
-// unset; as in libpq, the database defaults to the user name. Problems are reported
-// with the variable's name as their path.
+// ConfigFromEnv builds a Config from the environment, the one place uno reads it:
+// DATABASE_URL if it is set (read by [ParseConfig], nothing else consulted); otherwise
+// the libpq variables pgx knows — PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+// PGPASSFILE, PGAPPNAME, PGCONNECT_TIMEOUT (seconds), PGSSLMODE, PGSSLKEY, PGSSLCERT,
+// PGSSLCERTMODE, PGSSLSNI, PGSSLROOTCERT, PGSSLPASSWORD, PGSSLNEGOTIATION,
+// PGTARGETSESSIONATTRS, PGSERVICE, PGSERVICEFILE, PGTZ, PGOPTIONS,
+// PGMINPROTOCOLVERSION, PGMAXPROTOCOLVERSION, PGCHANNELBINDING and PGREQUIREAUTH — on
+// top of [DefaultConfig]. Empty variables count as unset; as in libpq, the database
+// defaults to the user name. Problems are reported with the variable's name as their
+// path.
 func ConfigFromEnv() (Config, error) {
 	if v := os.Getenv("DATABASE_URL"); strings.TrimSpace(v) != "" {
 		cfg, err := ParseConfig(v)
@@ -474,7 +643,10 @@ func ConfigFromEnv() (Config, error) {
 	b := newBuilder()
 	for _, e := range envVars {
 		if v := os.Getenv(e.name); v != "" {
-			b.assignText(e.key, e.name, v)
+			if e.key == keyPassword || e.key == connParamSSLPassword {
+				b.secrets = append(b.secrets, v)
+			}
+			b.assignConnParam(e.key, v, e.name)
 		}
 	}
 	return b.finish()
@@ -484,19 +656,28 @@ func ConfigFromEnv() (Config, error) {
 // settings dictionary — on top of [DefaultConfig], and validates it.
 //
 // Keys (case-insensitive): host, port, user, database, password, sslmode, sslrootcert,
-// sslcert, sslkey, pool_size, min_conns, connect_timeout, acquire_timeout,
-// health_check_period, max_conn_lifetime, max_conn_idle_time,
-// idle_validation_threshold, application_name, runtime_params; and the legacy keys
-// db_host (host), db_port (port), db_role (user), db_name (database) and db_user_pw
-// (password). Giving a field under two names is an error, and so is an unknown key.
+// sslcert, sslkey, pool_size, min_conns, connect_timeout, connect_retry_timeout,
+// acquire_timeout, health_check_period, max_conn_lifetime, max_conn_idle_time,
+// idle_validation_threshold, application_name, runtime_params, conn_params; and the
+// legacy keys db_host (host), db_port (port), db_role (user), db_name (database) and
+// db_user_pw (password). Giving a field under two names is an error, and so is an
+// unknown key.
 //
 // Values: strings for the text fields; for port, pool_size and min_conns any Go
 // integer, a whole float64 (as encoding/json produces), a json.Number or a numeric
 // string; for durations a time.Duration, a string such as "30s", or a number of
-// seconds; for runtime_params a map[string]string or a map[string]any of strings. A nil
-// value leaves the default. A wrong type is an error naming the key.
+// seconds; for runtime_params and conn_params a map[string]string or a map[string]any
+// of strings. A nil value leaves the default. A wrong type is an error naming the key.
 func ConfigFromMap(m map[string]any) (Config, error) {
 	b := newBuilder()
+	if pw, ok := m["password"].(string); ok {
+		b.secrets = append(b.secrets, pw)
+	}
+	for k, v := range m {
+		if s, ok := v.(string); ok && legacyKeys[strings.ToLower(strings.TrimSpace(k))] == keyPassword {
+			b.secrets = append(b.secrets, s)
+		}
+	}
 	seen := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		lk := strings.ToLower(strings.TrimSpace(k))
@@ -554,6 +735,12 @@ func (b *builder) assignAny(key, path string, v any) {
 		params, msg := toParams(v)
 		if msg != "" {
 			b.fail(key, path, "%s", msg)
+			return
+		}
+		if key == keyConnParams {
+			for k, v := range params {
+				b.setConnParam(k, v, path+"."+k)
+			}
 			return
 		}
 		b.cfg.RuntimeParams = params

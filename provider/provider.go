@@ -3,13 +3,10 @@ package provider
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -76,10 +73,13 @@ func WithPgxConfig(fn func(*pgxpool.Config)) Option {
 	return func(o *options) { o.pgxConfig = fn }
 }
 
-// New validates cfg, connects — retrying with exponential backoff until ctx ends — and
-// returns the Provider. Validation problems come back as [ValidationErrors]; a failure
-// to connect as a [*ConnectError] that names host, port and database and wraps the last
-// cause. ctx bounds only the connecting; the Provider lives until Close.
+// New validates cfg, connects — retrying with exponential backoff until ctx ends, or,
+// when ctx has no deadline, for at most cfg.ConnectRetryTimeout — and returns the
+// Provider. Validation problems come back as [ValidationErrors]; a failure to connect as
+// a [*pool.ConnectError] that names the servers, the database and the user, says why
+// the attempts stopped, and wraps the last cause. An authentication failure or a
+// missing database is not retried. The error is returned, not logged. ctx bounds only
+// the connecting; the Provider lives until Close.
 func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	o := options{logger: slog.Default()}
 	for _, opt := range opts {
@@ -99,22 +99,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 		ValidationTimeout:       validationTimeout(cfg),
 		AcquireTimeout:          cfg.AcquireTimeout,
 		HealthCheckInterval:     cfg.HealthCheckPeriod,
+		ConnectRetryTimeout:     cfg.ConnectRetryTimeout,
 		OnStateChange:           o.onHealthChange,
 		Logger:                  o.logger,
 		Reconnect:               o.newBackOff,
 	})
 	if err != nil {
-		var ce *pool.ConnectError
-		if errors.As(err, &ce) {
-			cerr := &ConnectError{
-				Host: cfg.Host, Port: cfg.Port, Database: cfg.Database, User: cfg.User,
-				Attempts: ce.Attempts, Err: redact.Error(ce.Err, cfg.Password),
-			}
-			o.logger.LogAttrs(ctx, slog.LevelError, "provider: cannot connect to PostgreSQL",
-				slog.Any("config", cfg), slog.Int("attempts", ce.Attempts), slog.String("error", cerr.Err.Error()))
-			return nil, cerr
-		}
-		return nil, fmt.Errorf("provider: %w", redact.Error(err, cfg.Password))
+		return nil, fmt.Errorf("provider: %w", redact.Error(err, cfg.secrets()...))
 	}
 	c := cfg
 	p := &Provider{
@@ -134,66 +125,6 @@ func validationTimeout(c Config) time.Duration {
 		return c.ConnectTimeout
 	}
 	return pool.DefaultValidationTimeout
-}
-
-// PgxPoolConfig returns the pgxpool configuration [New] uses for c, after validating
-// c. The password is set on the result directly, never written into a connection
-// string. Settings c leaves unset come from libpq's environment variables and password
-// file, as pgx does.
-func (c Config) PgxPoolConfig() (*pgxpool.Config, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	var dsn strings.Builder
-	kv := func(k, v string) {
-		dsn.WriteString(k)
-		dsn.WriteString("='")
-		dsn.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v))
-		dsn.WriteString("' ")
-	}
-	kv("host", c.Host)
-	kv("port", strconv.Itoa(c.Port))
-	kv("user", c.User)
-	kv("dbname", c.Database)
-	kv("sslmode", c.SSLMode)
-	if c.SSLRootCert != "" {
-		kv("sslrootcert", c.SSLRootCert)
-	}
-	if c.SSLCert != "" {
-		kv("sslcert", c.SSLCert)
-	}
-	if c.SSLKey != "" {
-		kv("sslkey", c.SSLKey)
-	}
-	pc, err := pgxpool.ParseConfig(dsn.String())
-	if err != nil {
-		return nil, fmt.Errorf("provider: build the pgx configuration: %w", redact.Error(err, c.Password))
-	}
-	cc := pc.ConnConfig
-	if c.Password != "" {
-		cc.Password = c.Password
-	}
-	cc.ConnectTimeout = c.ConnectTimeout
-	if cc.RuntimeParams == nil {
-		cc.RuntimeParams = map[string]string{}
-	}
-	if c.ApplicationName != "" {
-		cc.RuntimeParams["application_name"] = c.ApplicationName
-	}
-	for k, v := range c.RuntimeParams {
-		cc.RuntimeParams[k] = v
-	}
-	pc.MaxConns = int32(c.PoolSize)
-	pc.MinConns = int32(c.MinConns)
-	pc.MaxConnLifetime = c.MaxConnLifetime // zero: no limit
-	pc.MaxConnIdleTime = c.MaxConnIdleTime
-	if pc.MaxConnIdleTime == 0 {
-		pc.MaxConnIdleTime = math.MaxInt64 // pgxpool would close every idle connection
-	}
-	if c.HealthCheckPeriod > 0 {
-		pc.HealthCheckPeriod = c.HealthCheckPeriod
-	}
-	return pc, nil
 }
 
 // Config returns the configuration the Provider was built with.

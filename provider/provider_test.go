@@ -103,10 +103,9 @@ func TestNewFailsWithinDeadlineWhenNothingListens(t *testing.T) {
 	require.Error(t, res.err)
 	assert.Nil(t, res.p)
 
-	var ce *provider.ConnectError
+	var ce *pool.ConnectError
 	require.ErrorAs(t, res.err, &ce)
-	assert.Equal(t, "127.0.0.1", ce.Host)
-	assert.Equal(t, port, ce.Port)
+	assert.Equal(t, "127.0.0.1:"+strconv.Itoa(port), ce.Host)
 	assert.Equal(t, "shop", ce.Database)
 	assert.GreaterOrEqual(t, ce.Attempts, 2, "New retries")
 	msg := res.err.Error()
@@ -308,7 +307,7 @@ func TestNewDoesNotRetryAMissingDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := provider.New(ctx, cfg, provider.WithLogger(slog.New(slog.DiscardHandler)))
-	var ce *provider.ConnectError
+	var ce *pool.ConnectError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, 1, ce.Attempts)
 	var pgErr *pgconn.PgError

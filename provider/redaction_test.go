@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/pgserver"
+	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/provider"
 )
 
@@ -66,7 +67,7 @@ func TestPasswordNeverInErrors(t *testing.T) {
 		urlOf("postgres://u:" + secret + "@host:70000/db"),
 		urlOf("postgres://u:" + secret + "@host:70000x/db"),
 		urlOf("postgres://u:" + secret + "@ho st/db"),
-		urlOf("postgres://u:" + secret + "@h1,h2/db"),
+		urlOf("postgres://u:" + secret + "@h1,h2:x/db"),
 		urlOf("postgres://u:" + secret + "@host/db?pool_size=%zz"),
 		urlOf("postgres://u:" + secret + "@host/db?sslmode=" + secret),
 		urlOf("postgres://u:" + secret + "@host/db?pool_size=" + secret),
@@ -115,7 +116,7 @@ func TestFailedConnectHidesPassword(t *testing.T) {
 	for format, s := range printed(err) {
 		assert.NotContains(t, s, secret, format)
 	}
-	var ce *provider.ConnectError
+	var ce *pool.ConnectError
 	require.ErrorAs(t, err, &ce)
 	assert.NotContains(t, ce.Err.Error(), secret)
 	assert.NotContains(t, logs.String(), secret)
