@@ -28,10 +28,9 @@ type State int32
 const (
 	// StateUnknown is the zero State: nothing has been checked yet.
 	StateUnknown State = iota
-	// StateHealthy: the last check reached the server and found no broken connection.
+	// StateHealthy: the last probe reached the server.
 	StateHealthy
-	// StateUnhealthy: the server could not be reached, or connections were found broken;
-	// the monitor is reconnecting.
+	// StateUnhealthy: a probe could not reach the server; the monitor is reconnecting.
 	StateUnhealthy
 )
 
@@ -72,6 +71,9 @@ type Stats struct {
 	AcquireTimeouts      int64 // acquisitions that gave up after Config.AcquireTimeout
 	BrokenConnsDiscarded int64 // broken connections found and discarded
 	Reconnects           int64 // recoveries from StateUnhealthy to StateHealthy
+	// Resets counts the times the monitor dropped every idle connection because a probe
+	// of the server failed. Broken connections alone never cause one.
+	Resets int64
 }
 
 // Pool is a pgxpool.Pool with validation of idle connections, an acquire timeout, a
@@ -94,6 +96,9 @@ type Pool struct {
 	acquireTimeouts atomic.Int64
 	brokenConns     atomic.Int64
 	reconnects      atomic.Int64
+	resets          atomic.Int64
+
+	probeConfig *pgx.ConnConfig // connects the monitor's probe outside the pool
 
 	wake        chan struct{} // a broken connection was discarded
 	closing     atomic.Bool
@@ -101,9 +106,6 @@ type Pool struct {
 	monitorDone sync.WaitGroup
 	closeOnce   sync.Once
 }
-
-// errBusy: every connection is in use, so none can be checked without waiting.
-var errBusy = errors.New("pool: every connection is in use; nothing to check")
 
 // New builds a pool from pgxConfig (which it copies and does not modify) and cfg, then
 // waits until a connection to the server works, retrying with cfg.Reconnect's backoff
@@ -159,6 +161,7 @@ func New(ctx context.Context, pgxConfig *pgxpool.Config, cfg Config) (*Pool, err
 			}
 		}
 	}
+	p.probeConfig = pc.ConnConfig.Copy()
 	pc.ConnConfig.Tracer = &tracer{inner: pc.ConnConfig.Tracer, p: p}
 
 	pp, err := pgxpool.NewWithConfig(ctx, pc)
@@ -300,6 +303,32 @@ func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	return nil, fmt.Errorf("pool: acquire a connection: %w", redact.Error(err, p.secret))
 }
 
+// AcquireFrom acquires a connection from pp as pp.Acquire does; for a pgxpool.Pool of a
+// [Pool] (built by [New], as [Pool.Pgx] returns it) the acquire timeout applies and,
+// when it passes, the error is an [*AcquireTimeoutError] matching [ErrAcquireTimeout],
+// as with [Pool.Acquire]. Code that holds only the *pgxpool.Pool (a transaction
+// manager, for instance) uses it to report exhaustion with the pool's typed error.
+func AcquireFrom(ctx context.Context, pp *pgxpool.Pool) (*pgxpool.Conn, error) {
+	c, err := pp.Acquire(ctx)
+	if err == nil {
+		return c, nil
+	}
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		// Not the caller's deadline: the acquire timeout the tracer set. (Looking the
+		// Pool up copies pp's configuration, so it is done on this path only.)
+		if t, ok := pp.Config().ConnConfig.Tracer.(*tracer); ok {
+			st := pp.Stat()
+			return nil, &AcquireTimeoutError{
+				Timeout:       t.p.cfg.AcquireTimeout,
+				MaxConns:      st.MaxConns(),
+				AcquiredConns: st.AcquiredConns(),
+				IdleConns:     st.IdleConns(),
+			}
+		}
+	}
+	return nil, err
+}
+
 // Ping acquires a connection and makes one round trip to the server.
 func (p *Pool) Ping(ctx context.Context) error {
 	if p.closing.Load() {
@@ -346,6 +375,7 @@ func (p *Pool) Stats() Stats {
 	s.AcquireTimeouts = p.acquireTimeouts.Load()
 	s.BrokenConnsDiscarded = p.brokenConns.Load()
 	s.Reconnects = p.reconnects.Load()
+	s.Resets = p.resets.Load()
 	return s
 }
 
@@ -415,14 +445,16 @@ func (p *Pool) setState(ctx context.Context, to State, cause error) {
 	}
 }
 
-// monitor checks the pool every HealthCheckInterval, and at once when a broken
-// connection was discarded. On trouble it marks the pool unhealthy, drops the idle
-// connections (after an outage they are all suspect) and reconnects with backoff.
+// monitor probes the server every HealthCheckInterval, and at once when a broken
+// connection was discarded. A discarded connection alone is no outage: a cancelled
+// query, a connection pgx closed after an error, a backend someone terminated each cost
+// only that connection, which the pool replaces. Only when the probe fails too does the
+// monitor mark the pool unhealthy, drop the idle connections (after an outage they are
+// all suspect) and reconnect with backoff.
 func (p *Pool) monitor(ctx context.Context) {
 	defer p.monitorDone.Done()
 	ticker := time.NewTicker(p.cfg.HealthCheckInterval)
 	defer ticker.Stop()
-	seen := p.brokenConns.Load()
 	for {
 		select {
 		case <-ctx.Done():
@@ -430,23 +462,16 @@ func (p *Pool) monitor(ctx context.Context) {
 		case <-ticker.C:
 		case <-p.wake:
 		}
-		err := p.check(ctx)
+		err := p.probe(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		lost := p.brokenConns.Load() - seen
-		if errors.Is(err, errBusy) && lost == 0 {
-			continue
-		}
-		if err == nil && lost == 0 {
+		if err == nil {
 			p.setState(ctx, StateHealthy, nil)
 			continue
 		}
-		cause := err
-		if cause == nil || errors.Is(cause, errBusy) {
-			cause = fmt.Errorf("pool: %d broken connection(s) discarded", lost)
-		}
-		p.setState(ctx, StateUnhealthy, cause)
+		p.setState(ctx, StateUnhealthy, err)
+		p.resets.Add(1)
 		p.pgx.Reset()
 		if !p.reconnect(ctx) {
 			if ctx.Err() != nil {
@@ -454,7 +479,6 @@ func (p *Pool) monitor(ctx context.Context) {
 			}
 			continue // the backoff policy gave up; try again at the next tick
 		}
-		seen = p.brokenConns.Load()
 		select {
 		case <-p.wake:
 		default:
@@ -463,7 +487,7 @@ func (p *Pool) monitor(ctx context.Context) {
 	}
 }
 
-// reconnect checks with backoff until a check passes; false if it never did.
+// reconnect probes with backoff until a probe passes; false if it never did.
 func (p *Pool) reconnect(ctx context.Context) bool {
 	attempt := 0
 	notify := func(err error, next time.Duration) {
@@ -474,45 +498,47 @@ func (p *Pool) reconnect(ctx context.Context) bool {
 				slog.Duration("retry_in", next),
 				slog.String("error", redact.Error(err, p.secret).Error()))...)
 	}
-	err := backoff.RetryNotify(func() error { return p.check(ctx) }, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
+	err := backoff.RetryNotify(func() error { return p.probe(ctx) }, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
 	return err == nil
 }
 
-// check pings every idle connection (in parallel); with none idle it opens or waits
-// for one, unless every connection is in use (errBusy). A connection whose ping fails
-// is closed, so that releasing it discards it.
-func (p *Pool) check(ctx context.Context) error {
+// probe reports whether the server answers. It pings every idle connection (in
+// parallel), closing those whose ping fails so that releasing them discards them; the
+// server answers when one of them does. With no idle connection, or none that
+// answered, it asks the server on a connection of its own, outside the pool, so that a
+// busy pool neither blocks the probe nor counts as an outage.
+func (p *Pool) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(p.cfg.HealthCheckInterval, time.Second))
 	defer cancel()
 	conns := p.pgx.AcquireAllIdle(ctx)
-	if len(conns) == 0 {
-		st := p.pgx.Stat()
-		if st.TotalConns() >= st.MaxConns() {
-			return errBusy
-		}
-		c, err := p.pgx.Acquire(ctx)
-		if err != nil {
-			return err
-		}
-		conns = append(conns, c)
-	}
 	errs := make([]error, len(conns))
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		wg.Go(func() { errs[i] = c.Ping(ctx) })
 	}
 	wg.Wait()
-	var first error
+	answered := false
 	for i, c := range conns {
 		if errs[i] != nil {
-			if first == nil {
-				first = errs[i]
-			}
 			closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
 			_ = c.Conn().Close(closeCtx)
 			cancelClose()
+		} else {
+			answered = true
 		}
 		c.Release()
 	}
-	return first
+	if answered {
+		return nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, p.probeConfig)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(closeCtx)
+		cancelClose()
+	}()
+	return conn.Ping(ctx)
 }

@@ -120,3 +120,12 @@ func (e *CommitOutcomeError) Unwrap() error { return e.Err }
 // SafeToRetry reports false: the transaction may have committed. It makes
 // pgconn.SafeToRetry false for the error whatever the failure it wraps.
 func (e *CommitOutcomeError) SafeToRetry() bool { return false }
+
+// ErrNestedAcquireDeadlock is matched by the error of a transaction begun inside another
+// (RequiresNew, or any scope that needs a connection of its own while the context's
+// transaction holds one) when every connection of the pool is held by transactions that
+// are themselves waiting for another connection, its own outer transaction among them:
+// waiting could never end, so it fails at once. Raise the pool size above the number of
+// such transactions that run at once, or use Nested (a savepoint on the same
+// connection).
+var ErrNestedAcquireDeadlock = errors.New("txmanager: a transaction inside another needs a connection of its own, but every connection of the pool is held by transactions waiting for one (its outer transaction among them)")

@@ -36,6 +36,9 @@ type Manager struct {
 	// txState.route), by SQL text.
 	known  sync.Map
 	knownN atomic.Int32
+
+	// Connections held by transactions whose nested transaction waits for another one.
+	heldByWaiters atomic.Int64
 }
 
 // New returns a Manager over pool. It fails when pool is nil or cfg is invalid.

@@ -3,7 +3,6 @@ package txmanager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -120,9 +119,9 @@ func (st *txState) connect(ctx context.Context) error {
 	if st.conn != nil {
 		return nil
 	}
-	c, err := st.m.pool.Acquire(ctx)
+	c, err := st.m.acquire(ctx, st)
 	if err != nil {
-		return fmt.Errorf("txmanager: acquire a connection for the transaction: %w", err)
+		return err
 	}
 	st.conn = c
 	return nil
