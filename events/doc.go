@@ -35,6 +35,30 @@
 //
 //	relay, err := events.NewRelay(pool, pubsub, events.RelayConfig{})
 //	go relay.Run(ctx)
+//	<-relay.Running() // listening, with its partitions
+//
+// # Failures
+//
+// A delivery fails when Publish returns an error: a broker refuses the message, or,
+// with [GoChannel], a router handler returns an error (the router's negative
+// acknowledgement) or no handler acknowledges it. The relay then retries the event
+// after RetryBackoff, doubling up to MaxRetryBackoff, holding back only the later
+// events of its key, and after MaxAttempts failed attempts moves it to
+// uno_dead_letters, where [Requeue] can put it back. Other keys and topics keep
+// flowing meanwhile.
+//
+// Watermill's router middlewares combine with this. Retry retries a failing handler
+// within one delivery: the relay counts one failed attempt only when Retry gives up,
+// so an event is handled up to MaxAttempts × (MaxRetries+1) times before it is
+// dead-lettered. PoisonQueue acknowledges a failing message after forwarding it to its
+// poison topic: the relay counts it delivered, and it never reaches uno_dead_letters.
+// Use one dead-letter mechanism, not both.
+//
+// Run returns within RelayConfig.ShutdownTimeout after its context ends, even when a
+// Publish never returns (a stuck broker, a handler that blocks): what was not
+// acknowledged stays in the outbox and is published again by the next relay. A relay
+// that dies loses its partitions after LeaseDuration; the other relays take them over
+// within 1.25 × LeaseDuration (3.75 s by default).
 //
 // # Order
 //
@@ -74,7 +98,8 @@
 // delivered ones (so a retry does not publish an event twice), attempts and back-off
 // of the failed ones, and the move to uno_dead_letters of an event that failed
 // MaxAttempts times (its envelope then goes on past it). When a batch fails, its
-// messages are published one by one to find the failing ones; the events of a key
+// messages are published one by one to find the failing ones (GoChannel's
+// [DeliveryError] names it, and those before it count as delivered); the events of a key
 // behind a failing event wait (in the database: an envelope in back-off holds back
 // the events of its keys in later envelopes, whose other events flow), other keys go
 // on.

@@ -92,6 +92,7 @@ func ExampleRelay_Run() {
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error)
 	go func() { relayDone <- relay.Run(relayCtx) }()
+	<-relay.Running() // listening, with its partitions
 
 	_ = tm.Do(ctx, func(ctx context.Context) error {
 		return outbox.Emit(ctx, events.New("example.greeting", AccountOpened{Account: "acct-7", Owner: "Grace"},

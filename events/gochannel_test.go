@@ -12,7 +12,7 @@ import (
 	"github.com/uno-framework/uno/events"
 )
 
-func TestGoChannelPublishReportsMessagesNoHandlerAcknowledged(t *testing.T) {
+func TestGoChannelPublishReportsMessagesNoHandlerAcknowledgedOrANackFailed(t *testing.T) {
 	gc := events.NewGoChannel(nil)
 	defer gc.Close()
 
@@ -24,19 +24,24 @@ func TestGoChannelPublishReportsMessagesNoHandlerAcknowledged(t *testing.T) {
 	defer cancel()
 	msgs, err := gc.Subscribe(ctx, "t")
 	require.NoError(t, err)
-	nacked := false
+	var seen []string
 	go func() {
 		for m := range msgs {
-			if m.UUID == "m3" && !nacked {
-				nacked = true
-				m.Nack() // delivered again, then acknowledged
+			seen = append(seen, m.UUID)
+			if m.UUID == "m3" && len(seen) == 2 {
+				m.Nack() // a failed delivery: reported, not redelivered
 				continue
 			}
 			m.Ack()
 		}
 	}()
-	require.NoError(t, gc.Publish("t", message.NewMessage("m2", nil), message.NewMessage("m3", nil)))
-	assert.True(t, nacked)
+	err = gc.Publish("t", message.NewMessage("m2", nil), message.NewMessage("m3", nil), message.NewMessage("m4", nil))
+	var de *events.DeliveryError
+	require.ErrorAs(t, err, &de)
+	require.ErrorIs(t, err, events.ErrNacked)
+	assert.Equal(t, events.DeliveryError{Topic: "t", MessageUUID: "m3", Delivered: 1, Err: events.ErrNacked}, *de)
+	require.NoError(t, gc.Publish("t", message.NewMessage("m3", nil), message.NewMessage("m4", nil)))
+	assert.Equal(t, []string{"m2", "m3", "m3", "m4"}, seen, "m4 waits behind the failed m3; m3 is not redelivered by GoChannel")
 }
 
 func TestGoChannelCloseFailsAPublishWaitingForItsHandler(t *testing.T) {

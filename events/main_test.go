@@ -72,13 +72,20 @@ func migrate(t testing.TB, pool *pgxpool.Pool) {
 	require.NoError(t, err)
 }
 
-// runRelay runs relay until the test ends (or stop is called) and checks that Run
-// returned nil.
+// runRelay runs relay until the test ends (or stop is called), waits until it is
+// running, and checks at the end that Run returned nil.
 func runRelay(t *testing.T, relay *events.Relay) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
+	select {
+	case <-relay.Running():
+	case err := <-done:
+		t.Fatalf("relay.Run returned before it was running: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay was not running after 30s")
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -42,10 +43,21 @@ type RelayConfig struct {
 	// MaxRetryBackoff caps the wait between attempts. Default 1m.
 	MaxRetryBackoff time.Duration
 	// LeaseDuration is how long a partition lease lasts without renewal. The relay renews
-	// its leases every LeaseDuration/4 and starts a batch only while more than half of
-	// the lease is left; a relay that dies loses its partitions to the others after at
-	// most LeaseDuration. Default 15s; at least 500ms.
+	// its leases every LeaseDuration/4 (four small statements in one round trip), reads
+	// a partition only while more than half of its lease is left, and publishes what it
+	// read only while more than a quarter is left. A relay that dies loses its
+	// partitions after at most LeaseDuration, and the others take them over at their
+	// next renewal: within 1.25 × LeaseDuration. Default 3s (takeover within 3.75s);
+	// at least 500ms.
 	LeaseDuration time.Duration
+	// ShutdownTimeout bounds Run's return after its context ends. Run first lets the
+	// workers finish and acknowledge the batches they publish; at 3/4 of the timeout it
+	// stops waiting: database round trips are cancelled, and a worker still inside
+	// Publish (a stuck broker, a handler that never returns) is abandoned — what it
+	// publishes is not acknowledged and stays in the outbox, its goroutine ends when
+	// Publish returns, and its partitions keep their lease until it expires. Default
+	// 10s.
+	ShutdownTimeout time.Duration
 	// ID names the relay in uno_outbox_leases and uno_outbox_relays. It must be unique
 	// among running relays. Default: host name, process ID and a random suffix.
 	ID string
@@ -76,7 +88,10 @@ func (c *RelayConfig) setDefaults() {
 		}
 	}
 	if c.LeaseDuration == 0 {
-		c.LeaseDuration = 15 * time.Second
+		c.LeaseDuration = 3 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.ID == "" {
 		host, _ := os.Hostname()
@@ -113,6 +128,9 @@ func (c RelayConfig) Validate() error {
 	if c.LeaseDuration < 500*time.Millisecond {
 		errs = append(errs, fmt.Errorf("events: RelayConfig.LeaseDuration %s: must be at least 500ms", c.LeaseDuration))
 	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("events: RelayConfig.ShutdownTimeout %s: must be positive", c.ShutdownTimeout))
+	}
 	if c.ID == "" {
 		errs = append(errs, errors.New("events: RelayConfig.ID: must not be empty"))
 	}
@@ -137,14 +155,17 @@ type Relay struct {
 
 	running atomic.Bool
 
+	readyMu sync.Mutex
+	ready   chan struct{} // closed by the current (or next) Run once it is ready
+
 	leases   *leaseCoordinator
 	counters relayCounters
 }
 
 // NewRelay returns a relay that reads the outbox through pool and publishes to pub.
 // It validates cfg after filling its defaults. The relay does nothing until
-// [Relay.Run]. The pool must allow Workers+2 connections for the relay to reach full
-// speed (one stays acquired for LISTEN while it runs).
+// [Relay.Run]. The pool must allow Workers+1 connections for the relay to reach full
+// speed; the LISTEN connection is taken out of the pool while the relay runs.
 func NewRelay(pool *pgxpool.Pool, pub message.Publisher, cfg RelayConfig) (*Relay, error) {
 	if pool == nil {
 		return nil, errors.New("events: NewRelay needs a *pgxpool.Pool, got nil")
@@ -162,17 +183,40 @@ func NewRelay(pool *pgxpool.Pool, pub message.Publisher, cfg RelayConfig) (*Rela
 		pub:    pub,
 		cfg:    cfg,
 		log:    log,
+		ready:  make(chan struct{}),
 		leases: newLeaseCoordinator(pool, cfg.ID, cfg.LeaseDuration, cfg.Workers, log),
 	}, nil
+}
+
+// Running returns a channel that is closed once the relay runs: it LISTENs for
+// notifications and holds the partitions it could claim in its first lease round (all
+// of them when it is the only relay; with other relays, it takes its share as they
+// give partitions back, within LeaseDuration/4). Events committed from then on are
+// published within one round trip. Like Watermill's Router.Running, wait on it before
+// relying on the relay, e.g. in a process that emits as soon as it starts:
+//
+//	go relay.Run(ctx)
+//	<-relay.Running()
+//
+// After Run returned, Running returns the channel of the next Run.
+func (r *Relay) Running() <-chan struct{} {
+	r.readyMu.Lock()
+	defer r.readyMu.Unlock()
+	return r.ready
 }
 
 // ID returns the relay's ID (RelayConfig.ID or the generated one).
 func (r *Relay) ID() string { return r.cfg.ID }
 
-// Run publishes outbox rows until ctx ends, then stops cleanly and returns nil: it
-// finishes and acknowledges the batches in flight (a Publish call cannot be
-// interrupted, so Run waits for it: with GoChannel, for the handlers), gives its leases
-// back, and returns its LISTEN connection to the pool; no goroutine is left behind.
+// Run publishes outbox rows until ctx ends, then stops and returns nil within
+// RelayConfig.ShutdownTimeout: it lets the workers finish and acknowledge the batches
+// in flight (with GoChannel, a Publish waits for the handlers), gives its leases back,
+// and returns only after every connection it took is back in the pool. A Publish that
+// outlasts the timeout is abandoned (see ShutdownTimeout): nothing it delivers is
+// acknowledged, so the events stay in the outbox. No goroutine is left behind, except
+// one inside such a Publish, until that returns.
+//
+// Start-up takes the first lease round; [Relay.Running] tells when the relay is ready.
 // Database outages are logged and retried with back-off. Run returns an error only if
 // the outbox tables are missing (run schema.Migrate) or the relay is already running.
 func (r *Relay) Run(ctx context.Context) error {
@@ -180,6 +224,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		return ErrRelayRunning
 	}
 	defer r.running.Store(false)
+	defer func() {
+		r.readyMu.Lock()
+		select {
+		case <-r.ready:
+			r.ready = make(chan struct{})
+		default:
+		}
+		r.readyMu.Unlock()
+	}()
 
 	if err := r.setup(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -187,27 +240,114 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	r.log.LogAttrs(ctx, slog.LevelInfo, "events: relay started",
-		slog.Int("workers", r.cfg.Workers), slog.Int("batch_size", r.cfg.BatchSize))
+	r.leases.stopping.Store(false)
+	// dbCtx outlives ctx, so that what was published is acknowledged, until the
+	// shutdown timeout.
+	dbCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	leaseCtx, stopLeases := context.WithCancel(dbCtx)
+	defer stopLeases()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	waker := &notifyWaker{pool: r.pool, leases: r.leases, log: r.log}
-	wg.Go(func() { waker.run(runCtx) })
-	for id := range r.cfg.Workers {
-		w := &worker{id: id, pool: r.pool, pub: r.pub, cfg: &r.cfg, log: r.log, leases: r.leases, counters: &r.counters}
-		wg.Go(func() { w.run(runCtx) })
+	// The first lease round is part of start-up: a fresh relay publishes at once.
+	bo := newBackoff()
+	for {
+		err := r.leases.renew(ctx)
+		if err == nil {
+			break
+		}
+		r.log.LogAttrs(ctx, slog.LevelWarn, "events: relay cannot take its leases; retrying", slog.Any("error", err))
+		if !sleepCtx(ctx, bo.NextBackOff()) {
+			r.stop(ctx, time.Now().Add(r.cfg.ShutdownTimeout))
+			return nil
+		}
 	}
-	r.leases.run(runCtx)
-	cancel()
-	wg.Wait()
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+
+	listening := make(chan struct{})
+	var listenOnce sync.Once
+	waker := &notifyWaker{pool: r.pool, leases: r.leases, log: r.log}
+	wakerDone := make(chan struct{})
+	go func() {
+		defer close(wakerDone)
+		waker.run(ctx, func() { listenOnce.Do(func() { close(listening) }) })
+	}()
+	leasesDone := make(chan struct{})
+	go func() {
+		defer close(leasesDone)
+		r.leases.runAfterFirst(leaseCtx)
+	}()
+	workers := make([]*worker, r.cfg.Workers)
+	for id := range workers {
+		w := &worker{id: id, pool: r.pool, pub: r.pub, cfg: &r.cfg, log: r.log, leases: r.leases,
+			counters: &r.counters, dbCtx: dbCtx, exited: make(chan struct{})}
+		workers[id] = w
+		go w.run(ctx)
+	}
+
+	select {
+	case <-listening:
+		r.readyMu.Lock()
+		close(r.ready)
+		r.readyMu.Unlock()
+		r.log.LogAttrs(ctx, slog.LevelInfo, "events: relay running",
+			slog.Int("workers", r.cfg.Workers), slog.Int("batch_size", r.cfg.BatchSize))
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+
+	// Stop: the workers take nothing new, finish and acknowledge, while the leases
+	// are still renewed (no partition is claimed any more).
+	deadline := time.Now().Add(r.cfg.ShutdownTimeout)
+	r.leases.stopping.Store(true)
+	grace := time.NewTimer(r.cfg.ShutdownTimeout * 3 / 4)
+	defer grace.Stop()
+	timedOut := false
+	for _, w := range workers {
+		if timedOut {
+			break
+		}
+		select {
+		case <-w.exited:
+		case <-grace.C:
+			timedOut = true
+		}
+	}
+	if timedOut {
+		hardStop()
+		abandoned := 0
+		for _, w := range workers {
+			if w.abandon() {
+				abandoned++
+				continue
+			}
+			<-w.exited
+		}
+		r.log.LogAttrs(ctx, slog.LevelWarn, "events: relay shutdown timed out; what was not acknowledged stays in the outbox",
+			slog.Duration("shutdown_timeout", r.cfg.ShutdownTimeout), slog.Int("workers_inside_publish", abandoned))
+	}
+	<-wakerDone
+	stopLeases()
+	<-leasesDone
+	r.stop(ctx, deadline)
+	return nil
+}
+
+// stop gives the leases back (by the deadline, or within a quarter second past it)
+// and logs the relay's counters.
+func (r *Relay) stop(ctx context.Context, deadline time.Time) {
+	deadline = later(deadline, time.Now().Add(250*time.Millisecond))
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
 	r.leases.releaseAll(sctx)
-	scancel()
 	r.log.LogAttrs(ctx, slog.LevelInfo, "events: relay stopped",
 		slog.Uint64("published", r.counters.published.Load()), slog.Uint64("dead_lettered", r.counters.deadLettered.Load()))
-	return nil
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // setup creates the lease rows (once for all relays), retrying while the database is
@@ -283,4 +423,30 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// withConn runs fn on a connection of pool and gives it back before returning: to the
+// pool when it is healthy, else closed here. (pgxpool destroys a broken connection in
+// a goroutine of its own, and Run returns only after every connection it took is
+// back.)
+func withConn(ctx context.Context, pool *pgxpool.Pool, fn func(*pgx.Conn) error) error {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(c.Conn())
+	if conn := c.Conn(); conn.IsClosed() || conn.PgConn().IsBusy() || conn.PgConn().TxStatus() != 'I' {
+		closeConn(c.Hijack())
+		return err
+	}
+	c.Release()
+	return err
+}
+
+// closeConn closes a connection taken from the pool, waiting at most a second for the
+// server to hear it.
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +40,9 @@ type leaseCoordinator struct {
 	// signals wakes worker w (buffered, one pending signal).
 	signals []chan struct{}
 
+	// stopping is set when the relay stops: renewals then claim no partition.
+	stopping atomic.Bool
+
 	mu     sync.Mutex
 	parts  [Partitions]partitionState
 	relays int // live relays seen at the last renewal
@@ -60,16 +64,20 @@ func (c *leaseCoordinator) leaseMillis() int64 { return c.lease.Milliseconds() }
 
 // createLeases creates the lease rows (once for all relays).
 func (c *leaseCoordinator) createLeases(ctx context.Context) error {
-	_, err := c.pool.Exec(ctx, createLeasesSQL, Partitions)
-	return err
+	return withConn(ctx, c.pool, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, createLeasesSQL, Partitions)
+		return err
+	})
 }
 
-// run renews the membership and leases every lease/4 until ctx ends, and wakes the
-// workers after each renewal.
-func (c *leaseCoordinator) run(ctx context.Context) {
+// runAfterFirst renews the membership and leases every lease/4 until ctx ends, and
+// wakes the workers after each renewal. The first renewal, which Run made, is due one
+// period after start.
+func (c *leaseCoordinator) runAfterFirst(ctx context.Context) {
 	period := c.lease / 4
 	bo := newBackoff()
-	t := time.NewTimer(0)
+	c.wakeAll()
+	t := time.NewTimer(period)
 	defer t.Stop()
 	for {
 		select {
@@ -93,15 +101,19 @@ func (c *leaseCoordinator) run(ctx context.Context) {
 }
 
 // renew registers the relay, renews its leases, and claims or gives back partitions
-// to hold its fair share.
+// to hold its fair share (only gives back while the relay stops).
 func (c *leaseCoordinator) renew(ctx context.Context) error {
+	return withConn(ctx, c.pool, func(conn *pgx.Conn) error { return c.renewOn(ctx, conn) })
+}
+
+func (c *leaseCoordinator) renewOn(ctx context.Context, conn *pgx.Conn) error {
 	sent := time.Now()
 	b := &pgx.Batch{}
 	b.Queue(registerRelaySQL, c.relayID, c.leaseMillis())
 	b.Queue(forgetDeadRelaysSQL)
 	b.Queue(countRelaysSQL)
 	b.Queue(renewLeasesSQL, c.relayID, c.leaseMillis())
-	br := c.pool.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	var relays int
 	var held []int16
 	err := func() error {
@@ -167,15 +179,15 @@ func (c *leaseCoordinator) renew(ctx context.Context) error {
 	c.mu.Unlock()
 
 	if len(release) > 0 {
-		if _, err := c.pool.Exec(ctx, releaseLeasesSQL, c.relayID, release); err != nil {
+		if _, err := conn.Exec(ctx, releaseLeasesSQL, c.relayID, release); err != nil {
 			return fmt.Errorf("give back %d partitions: %w", len(release), err)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "events: relay gave partitions back to share the work",
 			slog.Any("partitions", release), slog.Int("relays", relays))
 	}
-	if count < target {
+	if count < target && !c.stopping.Load() {
 		sent := time.Now()
-		rows, err := c.pool.Query(ctx, claimLeasesSQL, c.relayID, target-count, c.leaseMillis())
+		rows, err := conn.Query(ctx, claimLeasesSQL, c.relayID, target-count, c.leaseMillis())
 		if err != nil {
 			return fmt.Errorf("claim partitions: %w", err)
 		}
@@ -197,13 +209,25 @@ func (c *leaseCoordinator) renew(ctx context.Context) error {
 	return nil
 }
 
-// releaseAll gives every lease back and unregisters the relay, so that other relays
-// take over at once; then it forgets the table.
+// releaseAll gives back the leases of every partition no worker is busy with and
+// unregisters the relay, so that other relays take over at once; then it forgets the
+// table. A partition still busy (a worker abandoned inside Publish) keeps its lease
+// until it expires, so that no other relay publishes it while that Publish may still
+// deliver.
 func (c *leaseCoordinator) releaseAll(ctx context.Context) {
+	var idle []int16
+	c.mu.Lock()
+	for p := range c.parts {
+		if !c.parts[p].busy {
+			idle = append(idle, int16(p))
+		}
+	}
+	c.mu.Unlock()
 	b := &pgx.Batch{}
-	b.Queue(releaseAllLeasesSQL, c.relayID)
+	b.Queue(releaseLeasesSQL, c.relayID, idle)
 	b.Queue(unregisterRelaySQL, c.relayID)
-	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
+	err := withConn(ctx, c.pool, func(conn *pgx.Conn) error { return conn.SendBatch(ctx, b).Close() })
+	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "events: relay could not give its leases back; they expire by themselves",
 			slog.Any("error", err), slog.Duration("lease", c.lease))
 	}

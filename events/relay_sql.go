@@ -53,12 +53,8 @@ UPDATE uno_outbox_leases l SET owner = $1, expires_at = now() + $3 * interval '1
 FROM c WHERE l.partition = c.partition
 RETURNING l.partition`
 
-// releaseAllLeasesSQL gives back every lease of the relay, and unregisterRelaySQL
-// removes its membership row: what a stopping relay does.
-const (
-	releaseAllLeasesSQL = `UPDATE uno_outbox_leases SET owner = NULL, expires_at = now() WHERE owner = $1`
-	unregisterRelaySQL  = `DELETE FROM uno_outbox_relays WHERE id = $1`
-)
+// unregisterRelaySQL removes the relay's membership row when it stops.
+const unregisterRelaySQL = `DELETE FROM uno_outbox_relays WHERE id = $1`
 
 // fetchSQL reads, for each partition in $1, the first $2 envelopes that are due, in id
 // order, with the keys that earlier envelopes in back-off hold back (blocked). An

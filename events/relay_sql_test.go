@@ -20,7 +20,6 @@ var statements = map[string]string{
 	"renewLeases":      renewLeasesSQL,
 	"releaseLeases":    releaseLeasesSQL,
 	"claimLeases":      claimLeasesSQL,
-	"releaseAllLeases": releaseAllLeasesSQL,
 	"unregisterRelay":  unregisterRelaySQL,
 	"fetch":            fetchSQL,
 	"delete":           deleteSQL,

@@ -81,7 +81,7 @@ func TestTwoRelaysShareTheWorkNeverSendARowTwiceAndKeepKeyOrder(t *testing.T) {
 	var relays []*events.Relay
 	for _, name := range []string{"relay-a", "relay-b"} {
 		relay, err := events.NewRelay(e.pool, trackedPublisher{tr: tr, relay: name}, events.RelayConfig{
-			ID: name, LeaseDuration: 3 * time.Second, BatchSize: 200, Logger: quietLogger(t),
+			ID: name, BatchSize: 200, Logger: quietLogger(t), // the default lease
 		})
 		require.NoError(t, err)
 		runRelay(t, relay)

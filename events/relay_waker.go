@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -20,11 +19,11 @@ type notifyWaker struct {
 	log    *slog.Logger
 }
 
-// run listens until ctx ends.
-func (n *notifyWaker) run(ctx context.Context) {
+// run listens until ctx ends; it calls onListen each time its LISTEN took effect.
+func (n *notifyWaker) run(ctx context.Context, onListen func()) {
 	bo := newBackoff()
 	for {
-		err := n.listenOnce(ctx, bo.Reset)
+		err := n.listenOnce(ctx, func() { bo.Reset(); onListen() })
 		if ctx.Err() != nil {
 			return
 		}
@@ -36,29 +35,23 @@ func (n *notifyWaker) run(ctx context.Context) {
 	}
 }
 
-// listenOnce acquires a connection, LISTENs and waits for notifications until an error
-// or the end of ctx. It gives the connection back to the pool without listeners, or
-// closes it when it cannot UNLISTEN.
+// listenOnce takes a connection out of the pool, LISTENs and waits for notifications
+// until an error or the end of ctx, then closes the connection. (Closed rather than
+// given back: it needs no UNLISTEN, and its close does not outlive the waker.)
 func (n *notifyWaker) listenOnce(ctx context.Context, listening func()) error {
-	conn, err := n.pool.Acquire(ctx)
+	pc, err := n.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(cctx, "UNLISTEN *"); err != nil {
-			_ = conn.Conn().Close(cctx) // a closed connection is discarded by Release
-		}
-		conn.Release()
-	}()
+	conn := pc.Hijack()
+	defer closeConn(conn)
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return err
 	}
 	listening()
 	n.leases.markAllDirty()
 	for {
-		msg, err := conn.Conn().WaitForNotification(ctx)
+		msg, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}

@@ -3,10 +3,12 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +84,11 @@ type relayCounters struct {
 // worker reads, publishes and acknowledges the envelopes of its share of the held
 // partitions (partition mod workers == id), whenever woken: by NOTIFY, the lease
 // coordinator, a due retry or the fallback poll.
+//
+// A Publish call cannot be interrupted. When the relay's shutdown timeout passes
+// while the worker is inside one, the relay abandons it: the worker then ends as soon
+// as Publish returns, without acknowledging what it published (the events stay in
+// the outbox: at least once) and without touching the database again.
 type worker struct {
 	id       int
 	pool     *pgxpool.Pool
@@ -90,17 +97,61 @@ type worker struct {
 	log      *slog.Logger
 	leases   *leaseCoordinator
 	counters *relayCounters
+
+	// dbCtx is the context of the worker's database round trips: they go on after the
+	// relay's context ended (to acknowledge what was published) until the shutdown
+	// timeout cancels it.
+	dbCtx context.Context
+	// exited is closed when run returns.
+	exited chan struct{}
+
+	mu         sync.Mutex
+	publishing bool // inside Publish
+	abandoned  bool // the relay stopped waiting for the worker
+}
+
+// errAbandoned ends an abandoned worker's drain.
+var errAbandoned = errors.New("events: relay worker abandoned by a shutdown that timed out")
+
+// send calls Publish unless the worker was abandoned; ok is false when the worker was
+// abandoned, before or during the call: its outcome must then be dropped.
+func (w *worker) send(topic string, msgs ...*message.Message) (err error, ok bool) {
+	w.mu.Lock()
+	if w.abandoned {
+		w.mu.Unlock()
+		return nil, false
+	}
+	w.publishing = true
+	w.mu.Unlock()
+	err = w.pub.Publish(topic, msgs...)
+	w.mu.Lock()
+	w.publishing = false
+	ok = !w.abandoned
+	w.mu.Unlock()
+	return err, ok
+}
+
+// abandon tells the worker that the relay stops waiting for it, and reports whether it
+// is inside Publish (then it ends by itself once Publish returns). A worker that is not
+// publishing ends soon: its database round trips are cancelled with dbCtx, and it
+// publishes nothing more.
+func (w *worker) abandon() (inPublish bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.abandoned = true
+	return w.publishing
 }
 
 // run is the worker's loop, until ctx ends.
 func (w *worker) run(ctx context.Context) {
+	defer close(w.exited)
 	nextPoll := time.Now().Add(w.cfg.PollInterval)
 	bo := newBackoff()
 	t := time.NewTimer(w.cfg.PollInterval)
 	defer t.Stop()
 	for {
 		if err := w.drain(ctx); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, errAbandoned) {
 				return
 			}
 			w.log.LogAttrs(ctx, slog.LevelWarn, "events: relay worker failed to read or acknowledge the outbox; retrying",
@@ -172,7 +223,10 @@ func (w *worker) drain(ctx context.Context) error {
 				more = append(more, p)
 			}
 		}
-		skipped := w.publish(ctx, rows, &pending)
+		skipped, ok := w.publish(ctx, rows, &pending)
+		if !ok {
+			return errAbandoned
+		}
 		more = append(more, skipped...)
 		if len(more) > 0 {
 			w.leases.markDirtyQuiet(more)
@@ -188,17 +242,17 @@ func (w *worker) perPartition(n int) int {
 	return max((w.cfg.BatchSize+n-1)/n, 1)
 }
 
-// exchangeTimeout bounds a worker's round trip (acknowledgements and read), which
-// does not stop with the relay's context.
+// exchangeTimeout bounds a worker's round trip (acknowledgements and read).
 const exchangeTimeout = 30 * time.Second
 
 // exchange sends the acknowledgements in a and reads the next envelopes of parts, in
 // one round trip and one (implicit) transaction: if the read fails, the
 // acknowledgements are rolled back too and the events are published again later (at
 // least once). It does not stop when ctx ends, so that the events already published
+// are acknowledged; the shutdown timeout stops it (dbCtx).
 // are acknowledged.
 func (w *worker) exchange(ctx context.Context, a *ackBatch, parts []int16) ([]outboxRow, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeTimeout)
+	ctx, cancel := context.WithTimeout(w.dbCtx, exchangeTimeout)
 	defer cancel()
 	b := &pgx.Batch{}
 	if len(a.deadIDs) > 0 {
@@ -222,71 +276,15 @@ func (w *worker) exchange(ctx context.Context, a *ackBatch, parts []int16) ([]ou
 	if len(parts) > 0 {
 		b.Queue(fetchSQL, parts, w.perPartition(len(parts)))
 	}
-	br := w.pool.SendBatch(ctx, b)
 	var out []outboxRow
-	err := func() error {
-		for range nAcks {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("acknowledge published events: %w", err)
-			}
+	err := withConn(ctx, w.pool, func(conn *pgx.Conn) error {
+		br := conn.SendBatch(ctx, b)
+		err := w.readExchange(ctx, br, nAcks, watch, parts, &out)
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("acknowledge and read the outbox: %w", cerr)
 		}
-		if len(watch) > 0 {
-			rows, err := br.Query()
-			if err != nil {
-				return fmt.Errorf("read the retry schedule: %w", err)
-			}
-			var due [Partitions]time.Duration
-			var p int16
-			var ms int64
-			_, err = pgx.ForEachRow(rows, []any{&p, &ms}, func() error {
-				if p >= 0 && int(p) < Partitions {
-					due[p] = time.Duration(max(ms, 1)) * time.Millisecond
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("read the retry schedule: %w", err)
-			}
-			w.leases.setRetries(watch, &due)
-		}
-		if len(parts) == 0 {
-			return nil
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return fmt.Errorf("read the outbox: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var x outboxRow
-			var raw []byte
-			if err := rows.Scan(&x.id, &x.partition, &raw, &x.delivered, &x.attempts, &x.createdAt, &x.blocked); err != nil {
-				return fmt.Errorf("read the outbox: %w", err)
-			}
-			evs, err := decodeEnvelope(raw)
-			if err != nil {
-				// Not publishable by this version: leave it for an operator (or a newer
-				// relay), and go on with the others.
-				w.log.LogAttrs(ctx, slog.LevelError, "events: relay cannot decode an outbox envelope; it stays in uno_outbox",
-					slog.Int("partition", int(x.partition)), slog.Int64("outbox_id", x.id), slog.Any("error", err))
-				continue
-			}
-			if int(x.delivered) > len(evs) || x.delivered < 0 {
-				w.log.LogAttrs(ctx, slog.LevelError, "events: relay found an outbox envelope with a bad delivered count; it stays in uno_outbox",
-					slog.Int("partition", int(x.partition)), slog.Int64("outbox_id", x.id), slog.Int("delivered", int(x.delivered)))
-				continue
-			}
-			x.events = evs[x.delivered:]
-			out = append(out, x)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read the outbox: %w", err)
-		}
-		return nil
-	}()
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("acknowledge and read the outbox: %w", cerr)
-	}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +296,69 @@ func (w *worker) exchange(ctx context.Context, a *ackBatch, parts []int16) ([]ou
 			slog.Int("events", len(a.deadIDs)), slog.String("last_error", a.deadErrs[0]))
 	}
 	return out, nil
+}
+
+// readExchange reads the results of an exchange's batch: the acknowledgements (nAcks
+// statements), the retry schedule of watch, and the envelopes of parts into out.
+func (w *worker) readExchange(ctx context.Context, br pgx.BatchResults, nAcks int, watch, parts []int16, out *[]outboxRow) error {
+	for range nAcks {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("acknowledge published events: %w", err)
+		}
+	}
+	if len(watch) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("read the retry schedule: %w", err)
+		}
+		var due [Partitions]time.Duration
+		var p int16
+		var ms int64
+		_, err = pgx.ForEachRow(rows, []any{&p, &ms}, func() error {
+			if p >= 0 && int(p) < Partitions {
+				due[p] = time.Duration(max(ms, 1)) * time.Millisecond
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the retry schedule: %w", err)
+		}
+		w.leases.setRetries(watch, &due)
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x outboxRow
+		var raw []byte
+		if err := rows.Scan(&x.id, &x.partition, &raw, &x.delivered, &x.attempts, &x.createdAt, &x.blocked); err != nil {
+			return fmt.Errorf("read the outbox: %w", err)
+		}
+		evs, err := decodeEnvelope(raw)
+		if err != nil {
+			// Not publishable by this version: leave it for an operator (or a newer
+			// relay), and go on with the others.
+			w.log.LogAttrs(ctx, slog.LevelError, "events: relay cannot decode an outbox envelope; it stays in uno_outbox",
+				slog.Int("partition", int(x.partition)), slog.Int64("outbox_id", x.id), slog.Any("error", err))
+			continue
+		}
+		if int(x.delivered) > len(evs) || x.delivered < 0 {
+			w.log.LogAttrs(ctx, slog.LevelError, "events: relay found an outbox envelope with a bad delivered count; it stays in uno_outbox",
+				slog.Int("partition", int(x.partition)), slog.Int64("outbox_id", x.id), slog.Int("delivered", int(x.delivered)))
+			continue
+		}
+		x.events = evs[x.delivered:]
+		*out = append(*out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	return nil
 }
 
 // message builds the Watermill message of a stored event.
@@ -321,7 +382,12 @@ func (x *storedEvent) message() *message.Message {
 // back-off (envelope.blocked) or by an event of this batch that failed. Events
 // without key never wait. A failed event whose envelope reached MaxAttempts goes to
 // the dead letters, and its key flows again.
-func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (skipped []int16) {
+//
+// When a Publish call fails, its events are published one by one to find the failing
+// ones, except that a [*DeliveryError] (GoChannel) tells which event failed and that
+// those before it were delivered. ok is false when the worker was abandoned: a must
+// then not be sent.
+func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (skipped []int16, ok bool) {
 	evs := make([]rowEvent, 0, len(rows))
 	for e := range rows {
 		x := &rows[e]
@@ -344,6 +410,9 @@ func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (sk
 		return slices.Contains(x.blocked, k)
 	}
 	for _, g := range planPublish(rows, evs) {
+		if ctx.Err() != nil {
+			break // the relay stops: what is left stays in the outbox
+		}
 		msgs := make([]*message.Message, 0, len(g.events))
 		live := g.events[:0:0]
 		for _, re := range g.events {
@@ -357,7 +426,10 @@ func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (sk
 		if len(msgs) == 0 {
 			continue
 		}
-		err := w.pub.Publish(g.topic, msgs...)
+		err, ok := w.send(g.topic, msgs...)
+		if !ok {
+			return nil, false
+		}
 		if err == nil {
 			for _, re := range live {
 				rows[re.row].done[re.ev] = true
@@ -366,13 +438,24 @@ func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (sk
 			a.published += len(live)
 			continue
 		}
-		if len(live) > 1 {
+		// The events known delivered, and the one known failed (-1: unknown).
+		delivered, failedAt := 0, -1
+		if len(live) == 1 {
+			failedAt = 0
+		} else if de := (*DeliveryError)(nil); errors.As(err, &de) && de.Delivered >= 0 && de.Delivered < len(live) {
+			delivered, failedAt = de.Delivered, de.Delivered
+		} else {
 			w.log.LogAttrs(ctx, slog.LevelDebug, "events: relay batch publish failed; publishing one by one",
 				slog.String("topic", g.topic), slog.Int("messages", len(live)), slog.Any("error", err))
 		}
+		for _, re := range live[:delivered] {
+			rows[re.row].done[re.ev] = true
+			rows[re.row].touched = true
+		}
+		a.published += delivered
 		// Find the failing messages: one by one, in order; a failure holds the later
 		// events of its key back.
-		for _, re := range live {
+		for i, re := range live[delivered:] {
 			if held(re) {
 				skipped = append(skipped, rows[re.row].partition)
 				continue
@@ -380,9 +463,11 @@ func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (sk
 			x := &rows[re.row]
 			ev := &x.events[re.ev]
 			perr := err
-			if len(live) > 1 {
+			if delivered+i != failedAt {
 				// A fresh message: the publisher may have changed the one it was given.
-				perr = w.pub.Publish(g.topic, ev.message())
+				if perr, ok = w.send(g.topic, ev.message()); !ok {
+					return nil, false
+				}
 			}
 			x.touched = true
 			if perr == nil {
@@ -401,7 +486,7 @@ func (w *worker) publish(ctx context.Context, rows []outboxRow, a *ackBatch) (sk
 	for e := range rows {
 		w.settle(&rows[e], a)
 	}
-	return skipped
+	return skipped, true
 }
 
 // fail records a failed attempt of event i of envelope x: the dead letters after

@@ -168,8 +168,11 @@ func TestInboxRollsBackWithAFailedHandlerAndTheRedeliveryApplies(t *testing.T) {
 		})
 		require.NoError(t, err)
 	})
-	require.NoError(t, gc.Publish("refunds", message.NewMessage(uuid.NewString(), []byte(`{}`))))
-	assert.Equal(t, int32(2), runs.Load(), "GoChannel redelivered the nacked message")
+	id := uuid.NewString()
+	require.ErrorIs(t, gc.Publish("refunds", message.NewMessage(id, []byte(`{}`))), events.ErrNacked,
+		"the failed delivery is reported to the publisher (the relay retries it)")
+	require.NoError(t, gc.Publish("refunds", message.NewMessage(id, []byte(`{}`))), "the redelivery")
+	assert.Equal(t, int32(2), runs.Load())
 	assert.Equal(t, int64(1), counter(t, e, "refunds"), "the failed delivery's write was rolled back")
 	var consumer string
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT consumer FROM uno_inbox`).Scan(&consumer))

@@ -145,6 +145,7 @@ func Example_subscribe() {
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- relay.Run(relayCtx) }()
+	<-relay.Running()
 
 	_ = units.Do(ctx, func(ctx context.Context, u *uow.UnitOfWork) error {
 		return u.Emit(events.New("account.deposited", Deposited{"bob", 42}, events.WithKey("bob")))

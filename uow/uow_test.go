@@ -87,6 +87,7 @@ func (e *env) deliver(t *testing.T) []string {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(rctx) }()
+	<-relay.Running()
 	defer func() {
 		stop()
 		require.NoError(t, <-done)

@@ -127,6 +127,12 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 		stopRelay()
 		<-relayDone
 	}()
+	select {
+	case <-relay.Running(): // listening, with its partitions: events committed from now on go out at once
+	case err := <-relayDone:
+		relayDone <- err // for the deferred stop
+		return err
+	}
 
 	// 4. The use-cases.
 	service := &bankService{client: client, tm: tm, units: units}
