@@ -60,10 +60,13 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(3)
 }
 
-func TestCommittedEventsSurviveAProcessKill(t *testing.T) {
-	e := newEnv(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=crash", helperURLEnv+"="+dbURL(t))
+// startHelper re-executes the test binary as a helper process running the test
+// named run in mode, waits until it prints ready, and returns the function that kills
+// it with SIGKILL (also run at cleanup) and reports when it died.
+func startHelper(t *testing.T, run, mode, ready string) (kill func() time.Time) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperURLEnv+"="+dbURL(t))
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -75,7 +78,6 @@ func TestCommittedEventsSurviveAProcessKill(t *testing.T) {
 			_ = cmd.Wait()
 		}
 	})
-
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -86,20 +88,29 @@ func TestCommittedEventsSurviveAProcessKill(t *testing.T) {
 	}()
 	select {
 	case line := <-lines:
-		require.Equal(t, "committed", strings.TrimSpace(line), "helper process output")
+		require.Equal(t, ready, strings.TrimSpace(line), "helper process output")
 	case <-time.After(60 * time.Second):
-		t.Fatal("the helper process did not commit within 60s")
+		t.Fatalf("the helper process did not say %q within 60s", ready)
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	err = cmd.Wait()
-	killed = true
-	var exitErr *exec.ExitError
-	require.ErrorAs(t, err, &exitErr)
-	ws, ok := exitErr.Sys().(syscall.WaitStatus)
-	require.True(t, ok)
-	require.Equal(t, syscall.SIGKILL, ws.Signal(), "the helper died of SIGKILL")
-	for range lines { // drain
+	return func() time.Time {
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		at := time.Now()
+		err := cmd.Wait()
+		killed = true
+		var exitErr *exec.ExitError
+		require.ErrorAs(t, err, &exitErr)
+		ws, ok := exitErr.Sys().(syscall.WaitStatus)
+		require.True(t, ok)
+		require.Equal(t, syscall.SIGKILL, ws.Signal(), "the helper died of SIGKILL")
+		for range lines { // drain
+		}
+		return at
 	}
+}
+
+func TestCommittedEventsSurviveAProcessKill(t *testing.T) {
+	e := newEnv(t)
+	startHelper(t, "TestHelperProcess", "crash", "committed")()
 
 	require.Equal(t, crashEvents, outboxCount(t, e.pool), "the committed events are in the outbox")
 	rec := deliveries(t, e, events.RelayConfig{})

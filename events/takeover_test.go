@@ -1,15 +1,12 @@
 package events_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,7 +66,7 @@ func TestHelperRelayProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	relay, err := events.NewRelay(pool, &tableRecorder{pool: pool, by: "killed", delay: time.Millisecond},
-		events.RelayConfig{ID: "doomed", BatchSize: 50})
+		events.RelayConfig{ID: "doomed", BatchSize: 50, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(2)
@@ -91,33 +88,7 @@ func TestRelayTakesOverFromASIGKILLedRelay(t *testing.T) {
 CREATE TABLE test_deliveries (event_id uuid NOT NULL, by text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`)
 	require.NoError(t, err)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRelayProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=relay", helperURLEnv+"="+dbURL(t))
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = nil
-	require.NoError(t, cmd.Start())
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	select {
-	case line := <-lines:
-		require.Equal(t, "running", strings.TrimSpace(line), "helper process output")
-	case <-time.After(60 * time.Second):
-		t.Fatal("the helper relay did not start within 60s")
-	}
+	kill := startHelper(t, "TestHelperRelayProcess", "relay", "running")
 
 	// Events flow: 20 per transaction, every few milliseconds, until the end.
 	var emittedMu sync.Mutex
@@ -154,12 +125,7 @@ CREATE TABLE test_deliveries (event_id uuid NOT NULL, by text NOT NULL, at times
 		return n >= 500
 	})
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	killedAt := time.Now()
-	_ = cmd.Wait()
-	killed = true
-	for range lines {
-	}
+	killedAt := kill()
 
 	rec := &tableRecorder{pool: e.pool, by: "survivor"}
 	relay, err := events.NewRelay(e.pool, rec, events.RelayConfig{Logger: quietLogger(t)}) // the default lease
