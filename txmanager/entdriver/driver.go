@@ -8,7 +8,6 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/uno-framework/uno/txmanager"
@@ -90,7 +89,7 @@ func (d *Driver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, 
 	if d == nil || d.tm == nil {
 		return nil, ErrNoManager
 	}
-	txOpts, err := options(opts)
+	txOpts, err := txmanager.SQLOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -104,31 +103,6 @@ func (d *Driver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, 
 // Close does nothing and returns nil: the pool belongs to whoever built the
 // txmanager.Manager (the provider), which closes it.
 func (d *Driver) Close() error { return nil }
-
-// options maps database/sql transaction options to txmanager options.
-func options(opts *sql.TxOptions) ([]txmanager.Option, error) {
-	out := []txmanager.Option{txmanager.Nested()}
-	if opts == nil {
-		return out, nil
-	}
-	switch opts.Isolation {
-	case sql.LevelDefault:
-	case sql.LevelReadUncommitted:
-		out = append(out, txmanager.WithIsolation(pgx.ReadUncommitted))
-	case sql.LevelReadCommitted:
-		out = append(out, txmanager.WithIsolation(pgx.ReadCommitted))
-	case sql.LevelRepeatableRead, sql.LevelSnapshot:
-		out = append(out, txmanager.WithIsolation(pgx.RepeatableRead))
-	case sql.LevelSerializable:
-		out = append(out, txmanager.WithIsolation(pgx.Serializable))
-	default:
-		return nil, fmt.Errorf("entdriver: isolation level %s is not supported by PostgreSQL; use read committed, repeatable read or serializable", opts.Isolation)
-	}
-	if opts.ReadOnly {
-		out = append(out, txmanager.ReadOnly())
-	}
-	return out, nil
-}
 
 // Tx is the dialect.Tx Driver.Tx returns: one txmanager scope. Like the scope, it
 // belongs to the goroutine that opened it. Once it is committed or rolled back, its
