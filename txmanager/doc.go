@@ -58,6 +58,14 @@
 // round trip of their own. Savepoint names are generated (uno_sp_1, uno_sp_2, ... by
 // depth), never taken from user input.
 //
+// The first time a Manager sees a statement in a fresh savepoint, the SAVEPOINT is sent
+// first and the statement then parsed and run in one round trip: pgx would otherwise
+// prepare the statement before the SAVEPOINT ran, and a statement that fails to parse
+// would abort the whole transaction instead of only its scope. That costs one round trip
+// more than a statement pgx has prepared on the connection, as pgx's own preparation of
+// a new statement does. The Manager remembers the last 4096 statements that succeeded so
+// (least recently used forgotten first).
+//
 // # Retries
 //
 // The scope that begins a transaction (Required or Nested without one, RequiresNew)
@@ -70,6 +78,41 @@
 // Do returns a [*RetryError] that wraps the last error; with MaxAttempts 1 the error
 // itself comes back. errors.As finds the *pgconn.PgError in both. Nothing is retried
 // inside a transaction: a joined or Nested scope returns its error to its caller.
+//
+// A transaction whose connection broke before COMMIT was sent (a killed backend, a
+// server restart, a network failure; not the end of the context) surely did not commit,
+// and is retried under the same policy: fn runs again from the start. As with
+// serialization failures, effects of fn outside the database (a message sent, a file
+// written) happen once per attempt; put them in OnCommit hooks or the outbox, which run
+// or commit once, with the attempt that committed.
+//
+// # Commit outcomes
+//
+// Every transaction ends in one of three reported outcomes: committed (nil, commit hooks
+// run), rolled back (an error, rollback hooks run), or unknown. When the connection
+// fails after COMMIT may have reached the server, the Manager asks the server what
+// became of the transaction: the first statement that may write carries, in its own
+// round trip, a query for the transaction's id (txid_current_if_assigned), and after a
+// lost COMMIT a fresh connection asks txid_status for it, waiting for a restarting
+// server up to Config.CommitResolveTimeout and never past the context. Committed: Do
+// returns nil and runs the commit hooks. Rolled back: Do fails as any rolled-back
+// transaction (and retries it, as above). When the server cannot tell (no statement
+// before COMMIT wrote, such as a transaction whose only writes are staged items; the
+// server stayed unreachable; the context ended), Do returns a [*CommitOutcomeError]
+// matching [ErrCommitOutcomeUnknown]: no hook of either kind runs, the transaction is
+// not retried, and pgconn.SafeToRetry reports false for it. Its TxID, when known, lets
+// the outcome be looked up later. Read-only statements never carry the id query, so
+// read-only transactions pay nothing for this.
+//
+// # Connections
+//
+// A transaction acquires its connection with its first statement. On a pool built by
+// package pool, the pool's acquire timeout applies and its expiry is reported with the
+// pool's typed error (errors.Is(err, pool.ErrAcquireTimeout)). A transaction begun
+// inside another one (RequiresNew) needs a second connection while the outer one keeps
+// its own; when every connection of the pool is held by transactions waiting for such a
+// second connection, waiting could never end, and Do fails at once with
+// [ErrNestedAcquireDeadlock].
 //
 // # Hooks and staged items
 //

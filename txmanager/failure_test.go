@@ -413,3 +413,38 @@ func TestAPanickingBatchCallbackDoesNotLeakTheConnection(t *testing.T) {
 	assert.Equal(t, []string{}, e.rows(t, tbl))
 	e.requireReleased(t)
 }
+
+func TestTimedOutFirstStatementIsReportedAsTheStatementNotBegin(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name string
+		end  func(ctx context.Context) (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, 100*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"cancelled", func(ctx context.Context) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(ctx)
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stmtErr error
+			err := e.tm.Do(ctx, func(ctx context.Context) error {
+				sctx, cancel := tc.end(ctx)
+				defer cancel()
+				// BEGIN travels in the same round trip as this statement.
+				_, stmtErr = e.tm.Querier(sctx).Exec(sctx, "select pg_sleep(5)")
+				return stmtErr
+			}, txmanager.WithRetry(txmanager.RetryPolicy{MaxAttempts: 1}))
+			require.Error(t, stmtErr)
+			assert.NotContains(t, stmtErr.Error(), "BEGIN")
+			assert.NotContains(t, err.Error(), "BEGIN")
+			assert.ErrorIs(t, stmtErr, tc.want)
+			e.requireReleased(t)
+		})
+	}
+}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/uno-framework/uno/internal/lru"
 )
 
 // Querier is the pgx-shaped interface statements run through. *pgxpool.Pool, pgx.Tx and
@@ -32,10 +32,8 @@ type Manager struct {
 	rollbackTimeout time.Duration
 	resolveTimeout  time.Duration
 
-	// Statements that succeeded after a pending SAVEPOINT was sent ahead of them (see
-	// txState.route), by SQL text.
-	known  sync.Map
-	knownN atomic.Int32
+	// Statements that succeeded on the first-run route (see txState.route).
+	seen *lru.Set[string]
 
 	// Connections held by transactions whose nested transaction waits for another one.
 	heldByWaiters atomic.Int64
@@ -55,6 +53,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 		retry:           cfg.Retry.withDefaults(DefaultRetryPolicy()),
 		rollbackTimeout: cfg.RollbackTimeout,
 		resolveTimeout:  cfg.CommitResolveTimeout,
+		seen:            lru.New[string](seenStatements),
 	}
 	if m.resolveTimeout == 0 {
 		m.resolveTimeout = defaultResolveTimeout

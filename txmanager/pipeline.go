@@ -168,15 +168,19 @@ type route uint8
 const (
 	routeDirect   route = iota // nothing pending: straight to the connection
 	routePrefixed              // the pending control statements travel with it
-	routeFlushed               // they were sent first: remember the statement once it succeeds
+	routeFlushed               // they were sent first (the first-run route): remember the statement once it succeeds
 )
 
 // route acquires the connection and decides how a statement (sql, or b's statements)
 // is sent. The pending control statements travel with it, except when a SAVEPOINT is
-// pending in a begun transaction and the statement never succeeded before: if it then
-// failed to parse, it would abort the transaction before the SAVEPOINT ran, and its scope
-// could not be rolled back alone. Such a statement gets the prefix sent first (one more
-// round trip, once per distinct statement and Manager).
+// pending in a begun transaction and the statement never succeeded before: pgx would
+// prepare it before the batch runs, and if it then failed to parse it would abort the
+// transaction before the SAVEPOINT ran, and its scope could not be rolled back alone.
+// Such a statement takes the first-run route: the prefix is sent first, then the
+// statement is parsed, bound and executed in one round trip (pgx's QueryExecModeExec),
+// two round trips in all, as a statement pgx has not prepared on the connection costs
+// on the usual route. The Manager remembers the statements that succeeded this way
+// (the least recently used of seenStatements are kept).
 func (st *txState) route(ctx context.Context, sql string, b *pgx.Batch) (route, error) {
 	if err := st.connect(ctx); err != nil {
 		return routeDirect, err
@@ -202,18 +206,18 @@ func (st *txState) savepointPending() bool {
 	return false
 }
 
-// maxKnown bounds the statements a Manager remembers as having succeeded.
-const maxKnown = 4096
+// seenStatements bounds the statements a Manager remembers as having parsed: the least
+// recently used is forgotten first, and pays the first-run route again.
+const seenStatements = 4096
 
 // knownAll reports whether sql (or every statement of b, when b is not nil) succeeded
 // before.
 func (m *Manager) knownAll(sql string, b *pgx.Batch) bool {
 	if b == nil {
-		_, ok := m.known.Load(sql)
-		return ok
+		return m.seen.Contains(sql)
 	}
 	for _, qq := range b.QueuedQueries {
-		if _, ok := m.known.Load(qq.SQL); !ok {
+		if !m.seen.Contains(qq.SQL) {
 			return false
 		}
 	}
@@ -223,19 +227,32 @@ func (m *Manager) knownAll(sql string, b *pgx.Batch) bool {
 // remember records that sql (or b's statements) succeeded.
 func (m *Manager) remember(sql string, b *pgx.Batch) {
 	if b == nil {
-		m.rememberOne(sql)
+		m.seen.Add(sql)
 		return
 	}
 	for _, qq := range b.QueuedQueries {
-		m.rememberOne(qq.SQL)
+		m.seen.Add(qq.SQL)
 	}
 }
 
-func (m *Manager) rememberOne(sql string) {
-	if m.knownN.Load() >= maxKnown {
-		return
+// firstRunArgs returns the arguments that run a statement on the first-run route in one
+// round trip, as pgx's QueryExecModeExec does (parse, bind and execute at once, the
+// arguments' types taken from their Go types), and false when the caller's arguments
+// start with a pgx query option, which is then left to pgx.
+func firstRunArgs(args []any) ([]any, bool) {
+	if len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode, pgx.QueryRewriter, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return args, false
+		}
 	}
-	if _, loaded := m.known.LoadOrStore(sql, struct{}{}); !loaded {
-		m.knownN.Add(1)
-	}
+	return append([]any{pgx.QueryExecModeExec}, args...), true
+}
+
+// retryFirstRun reports whether a statement run on the first-run route failed before
+// anything was sent (pgx could not encode an argument without knowing the parameter's
+// type), so that it may run again the usual way, which prepares it first.
+func (st *txState) retryFirstRun(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	return err != nil && !errors.As(err, &pgErr) && ctx.Err() == nil && !st.conn.Conn().IsClosed()
 }

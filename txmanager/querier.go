@@ -22,13 +22,27 @@ func (s *scope) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	if rt == routeFlushed {
+		var tag pgconn.CommandTag
+		firstArgs, ok := firstRunArgs(args)
+		if ok {
+			tag, err = st.conn.Exec(ctx, sql, firstArgs...)
+		}
+		if !ok || st.retryFirstRun(ctx, err) {
+			tag, err = st.conn.Exec(ctx, sql, args...)
+		}
+		if err != nil {
+			st.noteErr(err)
+		} else {
+			st.m.remember(sql, nil)
+		}
+		return tag, err
+	}
 	withXID := st.wantXID(sql)
-	if rt != routePrefixed && !withXID {
+	if rt == routeDirect && !withXID {
 		tag, err := st.conn.Exec(ctx, sql, args...)
 		if err != nil {
 			st.noteErr(err)
-		} else if rt == routeFlushed {
-			st.m.remember(sql, nil)
 		}
 		return tag, err
 	}
@@ -42,8 +56,6 @@ func (s *scope) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	}
 	if err != nil {
 		st.noteErr(err)
-	} else if rt == routeFlushed {
-		st.m.remember(sql, nil)
 	}
 	return tag, err
 }
@@ -71,13 +83,23 @@ func (s *scope) query(ctx context.Context, sql string, args []any) *txRows {
 		return &txRows{st: st, err: err, closed: true}
 	}
 	r := &txRows{st: st}
-	if rt == routeFlushed {
+	withXID := rt != routeFlushed && st.wantXID(sql)
+	switch {
+	case rt == routeFlushed:
 		r.remember = sql
-	}
-	withXID := st.wantXID(sql)
-	if rt != routePrefixed && !withXID {
+		firstArgs, ok := firstRunArgs(args)
+		if ok {
+			r.rows, err = st.conn.Query(ctx, sql, firstArgs...)
+		}
+		if !ok || st.retryFirstRun(ctx, err) {
+			if r.rows != nil {
+				r.rows.Close()
+			}
+			r.rows, err = st.conn.Query(ctx, sql, args...)
+		}
+	case rt == routeDirect && !withXID:
 		r.rows, err = st.conn.Query(ctx, sql, args...)
-	} else {
+	default:
 		r.br, err = st.sendPrefixed(ctx, sql, args, withXID)
 		if err == nil {
 			r.rows, err = r.br.Query()

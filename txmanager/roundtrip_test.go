@@ -158,3 +158,61 @@ func TestRoundTripsAreTheFewestPossible(t *testing.T) {
 	}
 	e.requireReleased(t)
 }
+
+func TestFirstRunOfAStatementInAFreshSavepointCostsOnlyPgxsPreparation(t *testing.T) {
+	e, rt := countingEnv(t)
+	ctx := testCtx(t)
+	tbl := e.table(t)
+	tm := e.tm
+	ins := func(ctx context.Context) error { return e.insert(ctx, tbl, "x") }
+	// A statement neither the Manager nor the connection has seen.
+	fresh := "insert into " + tbl + " (v) values ($1) -- first run"
+	do := func() int64 {
+		before := rt.n.Load()
+		require.NoError(t, tm.Do(ctx, func(ctx context.Context) error {
+			if err := ins(ctx); err != nil {
+				return err
+			}
+			return tm.Do(ctx, func(ctx context.Context) error {
+				_, err := tm.Querier(ctx).Exec(ctx, fresh, "y")
+				return err
+			}, txmanager.Nested())
+		}))
+		return rt.n.Load() - before
+	}
+	// Warm the connection up: ins and SAVEPOINT prepared.
+	require.NoError(t, tm.Do(ctx, func(ctx context.Context) error {
+		if err := ins(ctx); err != nil {
+			return err
+		}
+		return tm.Do(ctx, ins, txmanager.Nested())
+	}))
+	first, second, third := do(), do(), do()
+	t.Logf("statement + Nested scope with a new statement: first run %d, second %d, then %d round trips", first, second, third)
+	// BEGIN+ins, SAVEPOINT, the statement parsed and run at once, COMMIT.
+	assert.EqualValues(t, 4, first, "first run: one round trip more than a prepared statement")
+	// Known to the Manager, not yet prepared on the connection: pgx prepares it.
+	assert.EqualValues(t, 4, second)
+	assert.EqualValues(t, 3, third, "prepared: the SAVEPOINT travels with the statement")
+	assert.Equal(t, []string{"x", "x", "x", "y", "x", "y", "x", "y"}, e.rows(t, tbl))
+	e.requireReleased(t)
+}
+
+func TestFirstRunOfAStatementThatFailsToParseRollsBackOnlyItsSavepoint(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	tbl := e.table(t)
+	tm := e.tm
+	err := tm.Do(ctx, func(ctx context.Context) error {
+		e.mustInsert(t, ctx, tbl, "kept")
+		nestedErr := tm.Do(ctx, func(ctx context.Context) error {
+			_, err := tm.Querier(ctx).Exec(ctx, "insert into no_such_table_first_run (v) values ($1)", "lost")
+			return err
+		}, txmanager.Nested())
+		require.Error(t, nestedErr)
+		e.mustInsert(t, ctx, tbl, "after")
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"kept", "after"}, e.rows(t, tbl))
+}
