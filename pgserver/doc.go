@@ -18,6 +18,11 @@
 // [Server] can be stopped and started again ([Server.Stop], [Server.Start]), for tests
 // of outages and late servers; [Server.Close] stops it and removes its directory.
 //
+// [Server.StartStandby] adds a streaming hot standby of such a server (pg_basebackup
+// -R), asynchronous or, with [Synchronous], synchronous; [Server.Promote] fails over to
+// it and [Server.SetSetting] changes a running server's settings, such as a standby's
+// recovery_min_apply_delay.
+//
 //	srv, err := pgserver.Find(ctx)
 //	if err != nil {
 //		return err // says how to get a server

@@ -69,6 +69,13 @@ func StartLocal(ctx context.Context, opts ...Option) (*Server, error) {
 }
 
 func startLocal(ctx context.Context, o *options) (*Server, error) {
+	return launchLocal(ctx, o, func(l *localServer, conf string) error { return l.prepare(ctx, conf) })
+}
+
+// launchLocal makes a server's temporary directory, has create fill its data directory
+// (with conf, the rendered WithSetting lines, to append to postgresql.conf), and starts
+// the server on a port of o's.
+func launchLocal(ctx context.Context, o *options, create func(l *localServer, conf string) error) (*Server, error) {
 	binDir, err := findBinDir(o.binDirs)
 	if err != nil {
 		return nil, err
@@ -103,7 +110,7 @@ func startLocal(ctx context.Context, o *options) (*Server, error) {
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	if err := l.prepare(ctx, conf); err != nil {
+	if err := create(l, conf); err != nil {
 		return nil, err
 	}
 
@@ -169,23 +176,10 @@ func (l *localServer) url() string {
 
 // prepare makes the directory layout and runs initdb.
 func (l *localServer) prepare(ctx context.Context, conf string) error {
-	if l.acct != nil {
-		if err := os.Chown(l.dir, int(l.acct.uid), int(l.acct.gid)); err != nil {
-			return fmt.Errorf("pgserver: give %s to user %s: %w", l.dir, l.acct.name, err)
-		}
-		if err := checkReachable(l.dir, l.acct); err != nil {
-			return err
-		}
-	}
-	sockDir := filepath.Join(l.dir, "sock")
-	if err := l.mkdir(sockDir); err != nil {
+	sockDir, err := l.layout()
+	if err != nil {
 		return err
 	}
-	if len(sockDir)+len("/.s.PGSQL.65535") > maxSocketPath {
-		l.logger.Debug("pgserver: temporary directory path too long for a unix socket; TCP only", "dir", l.dir)
-		sockDir = ""
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := l.command(ctx, "initdb", "-D", l.dataDir, "-U", "postgres", "-A", "trust",
@@ -195,7 +189,35 @@ func (l *localServer) prepare(ctx context.Context, conf string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("pgserver: initdb in %s failed: %w\n%s", l.dataDir, err, strings.TrimSpace(out.String()))
 	}
+	return l.configure(sockDir, conf)
+}
 
+// layout gives the server's directory to its user and makes the unix socket directory,
+// whose path it returns ("" when too long for a socket: the server then listens on TCP
+// only).
+func (l *localServer) layout() (string, error) {
+	if l.acct != nil {
+		if err := os.Chown(l.dir, int(l.acct.uid), int(l.acct.gid)); err != nil {
+			return "", fmt.Errorf("pgserver: give %s to user %s: %w", l.dir, l.acct.name, err)
+		}
+		if err := checkReachable(l.dir, l.acct); err != nil {
+			return "", err
+		}
+	}
+	sockDir := filepath.Join(l.dir, "sock")
+	if err := l.mkdir(sockDir); err != nil {
+		return "", err
+	}
+	if len(sockDir)+len("/.s.PGSQL.65535") > maxSocketPath {
+		l.logger.Debug("pgserver: temporary directory path too long for a unix socket; TCP only", "dir", l.dir)
+		sockDir = ""
+	}
+	return sockDir, nil
+}
+
+// configure appends uno's settings and then conf to the data directory's
+// postgresql.conf (later lines win).
+func (l *localServer) configure(sockDir, conf string) error {
 	base := "\n# Added by uno pgserver: an ephemeral server for tests and development.\n" +
 		"listen_addresses = '127.0.0.1'\n" +
 		"unix_socket_directories = " + quoteSetting(sockDir) + "\n" +

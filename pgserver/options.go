@@ -16,6 +16,7 @@ type options struct {
 	user          string   // "": postgres, else nobody (only when running as root)
 	settings      [][2]string
 	dockerImage   string
+	synchronous   bool // StartStandby: a synchronous standby
 }
 
 func newOptions(opts []Option) *options {
@@ -79,3 +80,10 @@ func WithSetting(name, value string) Option {
 func WithDockerImage(image string) Option {
 	return func(o *options) { o.dockerImage = image }
 }
+
+// Synchronous makes a standby started with [Server.StartStandby] a synchronous one: the
+// primary then waits, on every commit, until the standby has written the commit's WAL
+// to disk (synchronous_standby_names names it; synchronous_commit stays on), so a
+// transaction reported committed survives the loss of the primary. Without it the
+// standby replicates asynchronously. Other starts ignore it.
+func Synchronous() Option { return func(o *options) { o.synchronous = true } }

@@ -11,7 +11,9 @@
 // lets a known one through). Tests then take pools with [Pool] or [NewPool] (with
 // [PoolConfig]), which fail the test at cleanup if a connection is still acquired, a
 // single connection with [Conn], or the connection string with [ConnString].
-// [LocalServer] starts a private server a test can stop and start.
+// [LocalServer] starts a private server a test can stop and start, and [Standby] a
+// streaming hot standby of it (synchronous or not, with a replay delay if asked) that a
+// test can promote when it stops the primary.
 //
 // # Databases
 //

@@ -234,3 +234,24 @@ func LocalServer(tb testing.TB, opts ...pgserver.Option) *pgserver.Server {
 	})
 	return srv
 }
+
+// Standby starts a streaming hot standby of primary (a server from LocalServer) with
+// primary.StartStandby, and closes it at cleanup. Pass pgserver.Synchronous() for
+// synchronous replication and pgserver.WithSetting("recovery_min_apply_delay", ...) to
+// delay its replay; Promote fails over to it. Cleanups run last first, so the standby
+// stops before its primary.
+func Standby(tb testing.TB, primary *pgserver.Server, opts ...pgserver.Option) *pgserver.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := primary.StartStandby(ctx, opts...)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			tb.Errorf("pgtest: %v", err)
+		}
+	})
+	return srv
+}
