@@ -40,6 +40,9 @@ type migrateConfig struct {
 	dropColumns bool
 	dropIndexes bool
 	logger      *slog.Logger
+	// plan, when set, receives the statements of the migration instead of the database:
+	// Migrate then changes nothing.
+	plan func(cmds []string)
 }
 
 // WithDropColumns lets Migrate drop columns that no schema declares any more. Off by
@@ -104,6 +107,14 @@ func Migrate(ctx context.Context, db Database, opts ...MigrateOption) (err error
 		entschema.WithApplyHook(func(next entschema.Applier) entschema.Applier {
 			return entschema.ApplyFunc(func(ctx context.Context, conn dialect.ExecQuerier, plan *migrate.Plan) error {
 				applied = len(plan.Changes)
+				if cfg.plan != nil {
+					cmds := make([]string, len(plan.Changes))
+					for i, c := range plan.Changes {
+						cmds[i] = c.Cmd
+					}
+					cfg.plan(cmds)
+					return nil
+				}
 				if cfg.logger != nil {
 					for _, c := range plan.Changes {
 						cfg.logger.LogAttrs(ctx, slog.LevelInfo, "schema: applying change",
