@@ -18,7 +18,7 @@ import (
 	"github.com/uno-framework/uno/ent/outboxlease"
 	"github.com/uno-framework/uno/ent/outboxrelay"
 	"github.com/uno-framework/uno/ent/predicate"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 const (
@@ -1568,7 +1568,7 @@ type OutboxMutation struct {
 	partition       *int16
 	addpartition    *int16
 	events          *[]byte
-	keys            *schema.TextArray
+	keys            *pgarray.Text
 	count           *int32
 	addcount        *int32
 	delivered       *int32
@@ -1781,12 +1781,12 @@ func (m *OutboxMutation) ResetEvents() {
 }
 
 // SetKeys sets the "keys" field.
-func (m *OutboxMutation) SetKeys(sa schema.TextArray) {
-	m.keys = &sa
+func (m *OutboxMutation) SetKeys(pg pgarray.Text) {
+	m.keys = &pg
 }
 
 // Keys returns the value of the "keys" field in the mutation.
-func (m *OutboxMutation) Keys() (r schema.TextArray, exists bool) {
+func (m *OutboxMutation) Keys() (r pgarray.Text, exists bool) {
 	v := m.keys
 	if v == nil {
 		return
@@ -1797,7 +1797,7 @@ func (m *OutboxMutation) Keys() (r schema.TextArray, exists bool) {
 // OldKeys returns the old "keys" field's value of the Outbox entity.
 // If the Outbox object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *OutboxMutation) OldKeys(ctx context.Context) (v schema.TextArray, err error) {
+func (m *OutboxMutation) OldKeys(ctx context.Context) (v pgarray.Text, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldKeys is only allowed on UpdateOne operations")
 	}
@@ -2257,7 +2257,7 @@ func (m *OutboxMutation) SetField(name string, value ent.Value) error {
 		m.SetEvents(v)
 		return nil
 	case outbox.FieldKeys:
-		v, ok := value.(schema.TextArray)
+		v, ok := value.(pgarray.Text)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}

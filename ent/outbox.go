@@ -10,7 +10,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/uno-framework/uno/ent/outbox"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 // Outbox is the model entity for the Outbox schema.
@@ -24,7 +24,7 @@ type Outbox struct {
 	// The envelope: the events, in emission order, in the events package's versioned binary format (events.DecodeEnvelope).
 	Events []byte `json:"events,omitempty"`
 	// The distinct keys of the events still to publish ("" for events without key): while the envelope waits for a retry, later envelopes' events of these keys wait too.
-	Keys schema.TextArray `json:"keys,omitempty"`
+	Keys pgarray.Text `json:"keys,omitempty"`
 	// Number of events in the envelope.
 	Count int32 `json:"count,omitempty"`
 	// Number of the envelope's first events already published (or dead-lettered).
@@ -48,7 +48,7 @@ func (*Outbox) scanValues(columns []string) ([]any, error) {
 		case outbox.FieldEvents:
 			values[i] = new([]byte)
 		case outbox.FieldKeys:
-			values[i] = new(schema.TextArray)
+			values[i] = new(pgarray.Text)
 		case outbox.FieldID, outbox.FieldPartition, outbox.FieldCount, outbox.FieldDelivered, outbox.FieldAttempts:
 			values[i] = new(sql.NullInt64)
 		case outbox.FieldLastError:
@@ -89,7 +89,7 @@ func (_m *Outbox) assignValues(columns []string, values []any) error {
 				_m.Events = *value
 			}
 		case outbox.FieldKeys:
-			if value, ok := values[i].(*schema.TextArray); !ok {
+			if value, ok := values[i].(*pgarray.Text); !ok {
 				return fmt.Errorf("unexpected type %T for field keys", values[i])
 			} else if value != nil {
 				_m.Keys = *value

@@ -12,7 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/uno-framework/uno/ent/outbox"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 // OutboxCreate is the builder for creating a Outbox entity.
@@ -36,7 +36,7 @@ func (_c *OutboxCreate) SetEvents(v []byte) *OutboxCreate {
 }
 
 // SetKeys sets the "keys" field.
-func (_c *OutboxCreate) SetKeys(v schema.TextArray) *OutboxCreate {
+func (_c *OutboxCreate) SetKeys(v pgarray.Text) *OutboxCreate {
 	_c.mutation.SetKeys(v)
 	return _c
 }
@@ -279,7 +279,7 @@ func (u *OutboxUpsert) UpdateEvents() *OutboxUpsert {
 }
 
 // SetKeys sets the "keys" field.
-func (u *OutboxUpsert) SetKeys(v schema.TextArray) *OutboxUpsert {
+func (u *OutboxUpsert) SetKeys(v pgarray.Text) *OutboxUpsert {
 	u.Set(outbox.FieldKeys, v)
 	return u
 }
@@ -449,7 +449,7 @@ func (u *OutboxUpsertOne) UpdateEvents() *OutboxUpsertOne {
 }
 
 // SetKeys sets the "keys" field.
-func (u *OutboxUpsertOne) SetKeys(v schema.TextArray) *OutboxUpsertOne {
+func (u *OutboxUpsertOne) SetKeys(v pgarray.Text) *OutboxUpsertOne {
 	return u.Update(func(s *OutboxUpsert) {
 		s.SetKeys(v)
 	})
@@ -801,7 +801,7 @@ func (u *OutboxUpsertBulk) UpdateEvents() *OutboxUpsertBulk {
 }
 
 // SetKeys sets the "keys" field.
-func (u *OutboxUpsertBulk) SetKeys(v schema.TextArray) *OutboxUpsertBulk {
+func (u *OutboxUpsertBulk) SetKeys(v pgarray.Text) *OutboxUpsertBulk {
 	return u.Update(func(s *OutboxUpsert) {
 		s.SetKeys(v)
 	})

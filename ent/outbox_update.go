@@ -13,7 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/uno-framework/uno/ent/outbox"
 	"github.com/uno-framework/uno/ent/predicate"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 // OutboxUpdate is the builder for updating Outbox entities.
@@ -37,7 +37,7 @@ func (_u *OutboxUpdate) SetEvents(v []byte) *OutboxUpdate {
 }
 
 // SetKeys sets the "keys" field.
-func (_u *OutboxUpdate) SetKeys(v schema.TextArray) *OutboxUpdate {
+func (_u *OutboxUpdate) SetKeys(v pgarray.Text) *OutboxUpdate {
 	_u.mutation.SetKeys(v)
 	return _u
 }
@@ -257,7 +257,7 @@ func (_u *OutboxUpdateOne) SetEvents(v []byte) *OutboxUpdateOne {
 }
 
 // SetKeys sets the "keys" field.
-func (_u *OutboxUpdateOne) SetKeys(v schema.TextArray) *OutboxUpdateOne {
+func (_u *OutboxUpdateOne) SetKeys(v pgarray.Text) *OutboxUpdateOne {
 	_u.mutation.SetKeys(v)
 	return _u
 }

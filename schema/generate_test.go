@@ -12,9 +12,33 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// generatedDirs are the directories of generated ent code: the library's own and the
-// examples' reference domain's.
-var generatedDirs = []string{"ent", "examples/bank/ent"}
+// generatedDirs returns the directories of generated ent code below root (relative
+// paths): those with a generate.go that runs the ent generator.
+func generatedDirs(t *testing.T, root string) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
+			return filepath.SkipDir
+		}
+		if d.Name() != "generate.go" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || !bytes.Contains(data, []byte("go tool ent generate")) {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		dirs = append(dirs, filepath.ToSlash(rel))
+		return err
+	})
+	require.NoError(t, err)
+	require.Contains(t, dirs, "ent")
+	return dirs
+}
 
 // TestGeneratedCodeIsCurrent regenerates every generated ent directory from its schemas
 // in a copy of the module and checks that the result is byte for byte the committed
@@ -32,8 +56,9 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	copyRoot := t.TempDir()
 	require.NoError(t, copyModule(root, copyRoot))
 
+	dirs := generatedDirs(t, root)
 	args := []string{"generate"}
-	for _, dir := range generatedDirs {
+	for _, dir := range dirs {
 		args = append(args, "./"+dir+"/")
 	}
 	cmd := exec.Command(goBin, args...)
@@ -41,7 +66,7 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go %s failed:\n%s", strings.Join(args, " "), out)
 
-	for _, dir := range generatedDirs {
+	for _, dir := range dirs {
 		committed := readTree(t, filepath.Join(root, dir))
 		generated := readTree(t, filepath.Join(copyRoot, dir))
 		for name := range committed {
@@ -61,8 +86,8 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	}
 }
 
-// copyModule copies the module's Go sources, go.mod and go.sum (not .git, not test
-// data) so that the copy can be built and generated on its own.
+// copyModule copies the module's Go sources, embedded SQL, go.mod and go.sum (not
+// .git, not test data) so that the copy can be built and generated on its own.
 func copyModule(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -79,8 +104,8 @@ func copyModule(src, dst string) error {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
 		name := d.Name()
-		if !strings.HasSuffix(name, ".go") && name != "go.mod" && name != "go.sum" {
-			return nil
+		if !strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, ".sql") && name != "go.mod" && name != "go.sum" {
+			return nil // .sql files are embedded
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -103,7 +103,7 @@ func Migrate(ctx context.Context, db Database, opts ...MigrateOption) (err error
 		entmigrate.WithDropColumn(cfg.dropColumns),
 		entmigrate.WithDropIndex(cfg.dropIndexes),
 		entmigrate.WithForeignKeys(true),
-		entschema.WithDiffHook(outboxPrimaryKey),
+		entschema.WithDiffHook(DiffHook),
 		entschema.WithApplyHook(func(next entschema.Applier) entschema.Applier {
 			return entschema.ApplyFunc(func(ctx context.Context, conn dialect.ExecQuerier, plan *migrate.Plan) error {
 				applied = len(plan.Changes)

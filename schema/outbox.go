@@ -11,6 +11,8 @@ import (
 	entschema "entgo.io/ent/schema"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 // Outbox is the transactional outbox of the events package (table uno_outbox): one row,
@@ -29,7 +31,7 @@ import (
 // (events.DecodeEnvelope reads it); the column names are part of that contract.
 //
 // The primary key is (partition, id), the order the relay reads in, and the only index
-// a new row costs: ent declares id alone, and [Migrate] makes the key composite. Every column has a database default or is always written, so the
+// a new row costs: ent declares id alone, and [DiffHook] makes the key composite. Every column has a database default or is always written, so the
 // schema declares no Go defaults (ent/runtime stays free of this table).
 type Outbox struct {
 	ent.Schema
@@ -52,7 +54,7 @@ func (Outbox) Fields() []ent.Field {
 			Comment("FNV-1a hash of the events' key modulo events.Partitions (events without key join the envelope of their transaction's first event); a relay owns a partition through a lease."),
 		field.Bytes("events").
 			Comment("The envelope: the events, in emission order, in the events package's versioned binary format (events.DecodeEnvelope)."),
-		field.Other("keys", TextArray{}).
+		field.Other("keys", pgarray.Text{}).
 			SchemaType(map[string]string{dialect.Postgres: "text[]"}).
 			Comment("The distinct keys of the events still to publish (\"\" for events without key): while the envelope waits for a retry, later envelopes' events of these keys wait too."),
 		field.Int32("count").
@@ -89,13 +91,15 @@ func (Outbox) Indexes() []ent.Index {
 	}
 }
 
-// outboxPrimaryKey is the migration diff hook that makes the primary key of uno_outbox
-// (partition, id) instead of the id that ent declares: ent has no composite primary
-// keys for plain schemas, and one index per written envelope is what keeps emitting
-// cheap. Migrate installs it. It refuses to upgrade an uno_outbox of the earlier
-// one-row-per-event layout (it has a column event_id): drain it with that version's
-// relay, then drop the table.
-func outboxPrimaryKey(next entmigrateschema.Differ) entmigrateschema.Differ {
+// DiffHook is the ent migration diff hook uno's tables need: it makes the primary key
+// of uno_outbox (partition, id) instead of the id that ent declares (ent has no
+// composite primary keys for plain schemas, and one index per written envelope is what
+// keeps emitting cheap). [Migrate] installs it; an application whose own ent schema
+// embeds uno's schema types passes it to its own ent migration (see the package
+// documentation). It refuses to upgrade an uno_outbox of the earlier one-row-per-event
+// layout (it has a column event_id): drain it with that version's relay, then drop the
+// table.
+func DiffHook(next entmigrateschema.Differ) entmigrateschema.Differ {
 	return entmigrateschema.DiffFunc(func(current, desired *atlasschema.Schema) ([]atlasschema.Change, error) {
 		if t, ok := current.Table("uno_outbox"); ok {
 			if _, old := t.Column("event_id"); old {

@@ -7,7 +7,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/uno-framework/uno/ent/predicate"
-	"github.com/uno-framework/uno/schema"
+	"github.com/uno-framework/uno/schema/pgarray"
 )
 
 // ID filters vertices based on their ID field.
@@ -66,7 +66,7 @@ func Events(v []byte) predicate.Outbox {
 }
 
 // Keys applies equality check predicate on the "keys" field. It's identical to KeysEQ.
-func Keys(v schema.TextArray) predicate.Outbox {
+func Keys(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldKeys, v))
 }
 
@@ -181,42 +181,42 @@ func EventsLTE(v []byte) predicate.Outbox {
 }
 
 // KeysEQ applies the EQ predicate on the "keys" field.
-func KeysEQ(v schema.TextArray) predicate.Outbox {
+func KeysEQ(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldKeys, v))
 }
 
 // KeysNEQ applies the NEQ predicate on the "keys" field.
-func KeysNEQ(v schema.TextArray) predicate.Outbox {
+func KeysNEQ(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldNEQ(FieldKeys, v))
 }
 
 // KeysIn applies the In predicate on the "keys" field.
-func KeysIn(vs ...schema.TextArray) predicate.Outbox {
+func KeysIn(vs ...pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldIn(FieldKeys, vs...))
 }
 
 // KeysNotIn applies the NotIn predicate on the "keys" field.
-func KeysNotIn(vs ...schema.TextArray) predicate.Outbox {
+func KeysNotIn(vs ...pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldNotIn(FieldKeys, vs...))
 }
 
 // KeysGT applies the GT predicate on the "keys" field.
-func KeysGT(v schema.TextArray) predicate.Outbox {
+func KeysGT(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldGT(FieldKeys, v))
 }
 
 // KeysGTE applies the GTE predicate on the "keys" field.
-func KeysGTE(v schema.TextArray) predicate.Outbox {
+func KeysGTE(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldGTE(FieldKeys, v))
 }
 
 // KeysLT applies the LT predicate on the "keys" field.
-func KeysLT(v schema.TextArray) predicate.Outbox {
+func KeysLT(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldLT(FieldKeys, v))
 }
 
 // KeysLTE applies the LTE predicate on the "keys" field.
-func KeysLTE(v schema.TextArray) predicate.Outbox {
+func KeysLTE(v pgarray.Text) predicate.Outbox {
 	return predicate.Outbox(sql.FieldLTE(FieldKeys, v))
 }
 
