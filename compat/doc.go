@@ -6,9 +6,9 @@
 // Everything here is deprecated. Each legacy value logs one warning through log/slog
 // the first time it is used, naming its replacement:
 //
-//	ConnectionConfig     -> provider.Config (provider.ConfigFromMap also reads db_* keys)
-//	UnoDatabaseProvider  -> *provider.Provider (provider.New)
-//	UnoDBManager         -> *provider.Admin ((*provider.Provider).Admin)
+//	ConnectionConfig            -> provider.Config (provider.ConfigFromMap also reads db_* keys)
+//	UnoDatabaseProvider         -> *provider.Provider (provider.New)
+//	UnoDBManager                -> *provider.Admin ((*provider.Provider).Admin)
 //	UnoDatabaseProviderProtocol -> provider.DatabaseProvider
 //	UnoDBManagerProtocol        -> provider.DatabaseManager
 package compat
