@@ -138,8 +138,8 @@ func pgxBeginFunc(pool *pgxpool.Pool) txImpl {
 	}
 }
 
-// pgxBatch is hand-written pgx with the fewest round trips, the floor DESIGN.md sets for
-// uno (a reference, not one of the baselines): BEGIN queued with the first
+// pgxBatch is hand-written pgx with the fewest round trips, the floor uno aims at (a
+// reference beside the peer baselines): BEGIN queued with the first
 // statement (pgx Batch.BeginTx), SAVEPOINT queued with the nested scope's statement, no
 // RELEASE before COMMIT.
 func pgxBatch(pool *pgxpool.Pool) txImpl {
