@@ -418,7 +418,9 @@ func (l *localServer) logSince(offset int64) string {
 }
 
 // stop shuts the postmaster down in immediate mode.
-func (l *localServer) stop(ctx context.Context) error {
+func (l *localServer) stop(ctx context.Context) error { return l.stopWith(ctx, syscall.SIGQUIT) }
+
+func (l *localServer) stopWith(ctx context.Context, sig syscall.Signal) error {
 	if l.proc == nil {
 		return nil
 	}
@@ -427,7 +429,7 @@ func (l *localServer) stop(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	l.proc.stop(ctx)
+	l.proc.stopWith(ctx, sig)
 	l.proc = nil
 	l.logger.Info("pgserver: stopped PostgreSQL", "port", l.port)
 	return nil
@@ -446,8 +448,13 @@ func (l *localServer) close() error {
 
 // stop sends SIGQUIT (immediate shutdown, as `pg_ctl stop -m immediate` does) and waits
 // for the exit; when ctx ends first it kills the server's whole process group.
-func (p *process) stop(ctx context.Context) {
-	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+func (p *process) stop(ctx context.Context) { p.stopWith(ctx, syscall.SIGQUIT) }
+
+// stopWith sends sig (SIGQUIT: immediate shutdown; SIGINT: fast shutdown, as
+// `pg_ctl stop -m fast` does) and waits for the exit; when ctx ends first it kills the
+// server's whole process group.
+func (p *process) stopWith(ctx context.Context, sig syscall.Signal) {
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 		return

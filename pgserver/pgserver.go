@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -150,7 +151,23 @@ func (s *Server) Stop(ctx context.Context) error {
 	return s.local.stop(ctx)
 }
 
-// Start starts a server stopped with Stop again, on the same port with the same data,
+// StopFast shuts a server started from local binaries down in fast mode (as
+// `pg_ctl stop -m fast` does: open transactions are rolled back and clients told the
+// server is shutting down, SQLSTATE 57P01) and waits until it has exited; otherwise as
+// Stop.
+func (s *Server) StopFast(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.local == nil {
+		return ErrNotLocal
+	}
+	if s.closed {
+		return nil
+	}
+	return s.local.stopWith(ctx, syscall.SIGINT)
+}
+
+// Start starts a server stopped with Stop or StopFast again, on the same port with the same data,
 // and returns once it accepts connections or ctx ends. Starting a running server does
 // nothing. For servers not started from local binaries Start returns ErrNotLocal; after
 // Close it returns ErrClosed.

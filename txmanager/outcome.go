@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -231,6 +232,12 @@ func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, 
 	}()
 	var status *string
 	if err := conn.QueryRow(ctx, "select txid_status($1)", xid).Scan(&status); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "22023" && strings.Contains(pgErr.Message, "in the future") {
+			// The server never made the id durable: it crashed (or failed over) before
+			// the transaction could commit, so it did not.
+			return "aborted", nil
+		}
 		return "", err
 	}
 	if status == nil {

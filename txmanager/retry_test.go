@@ -110,7 +110,9 @@ func TestDeadlocksAreRetriedUntilBothCommit(t *testing.T) {
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
 	assert.Equal(t, []string{"2", "2"}, e.rows(t, tbl), "both transactions committed")
-	assert.Equal(t, int32(3), n[0].Load()+n[1].Load(), "the deadlock victim ran twice")
+	// The victim runs again; when its retry locks its row before the winner's blocked
+	// UPDATE got it, the pair deadlocks once more and the new victim runs again too.
+	assert.GreaterOrEqual(t, n[0].Load()+n[1].Load(), int32(3), "the deadlock victim ran again")
 	e.requireReleased(t)
 }
 
