@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 )
 
 var (
@@ -50,9 +50,9 @@ func (e *DeliveryError) Error() string {
 // Unwrap returns ErrNacked or ErrNotAcknowledged.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
-// GoChannel is Watermill's in-process Pub/Sub (gochannel) wired for the relay, uno's
-// default transport. Use the same GoChannel as the relay's publisher and as the
-// subscriber of the Watermill router.
+// GoChannel is uno's default transport: an in-process Watermill Pub/Sub (a
+// message.Publisher and message.Subscriber) made for the relay. Use the same GoChannel
+// as the relay's publisher and as the subscriber of the Watermill router.
 //
 // Publish hands the messages of a call to the subscribers one after the other and
 // returns once each was acknowledged, so the relay deletes an event only after its
@@ -61,10 +61,16 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 // a handler acknowledged it negatively (a router handler returned an error), or
 // [ErrNotAcknowledged] when no handler acknowledged it — the topic has no subscriber,
 // or the Pub/Sub closed while the handler ran. The later messages of the call are not
-// handed out. Plain gochannel instead returns nil in the last two cases (the relay
-// would delete an event no handler saw) and redelivers a negatively acknowledged
-// message at once and without limit, holding its topic; with GoChannel the relay's
+// handed out. (Watermill's gochannel instead returns nil in the last two cases, which
+// would let the relay delete an event no handler saw, and redelivers a negatively
+// acknowledged message at once and without limit, holding its topic.) So the relay's
 // back-off and dead letters apply, as with a broker that refuses a message.
+//
+// A message goes to the subscribers of its topic one after the other; each gets its
+// own message (the first shares the publisher's metadata map), whose context is the
+// subscription's. Publish calls on one topic from several goroutines run at the same
+// time (the relay publishes each partition from one worker, so the order of a key is
+// kept); the messages of one call are handed out in order.
 //
 // Start the router (wait for Router.Running) before the relay, and stop the relay
 // before the router and the GoChannel; an event published meanwhile is kept in the
@@ -75,156 +81,139 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 // PoisonQueue middleware acknowledges a message after sending it to its poison topic
 // (the relay then counts it delivered, and it never reaches uno_dead_letters).
 type GoChannel struct {
-	inner *gochannel.GoChannel
-
-	mu      sync.Mutex
-	pending map[string]*delivery // message UUID → its delivery, while Publish waits
-
-	closeOnce sync.Once
-	closing   chan struct{}
-	wg        sync.WaitGroup // the forwarding goroutines of Subscribe
+	mu      sync.RWMutex
+	topics  map[string][]*subscription
+	closed  bool
+	closing chan struct{}
+	wg      sync.WaitGroup // the closers of the subscriptions
 }
 
-// delivery is what the subscribers did with one message of a Publish call.
-type delivery struct {
-	call   *publishCall
-	acked  int
-	nacked bool
+// subscription is one Subscribe call: its channel, closed when its context ends or
+// the GoChannel closes.
+type subscription struct {
+	ctx  context.Context
+	out  chan *message.Message
+	done chan struct{} // closed first when the subscription ends
+
+	sending sync.Mutex // held while a message is handed to out, so out is not closed meanwhile
 }
 
-// publishCall is one Publish call: once a message of it failed, the later ones are
-// not handed out.
-type publishCall struct {
-	failed bool
-}
-
-// NewGoChannel returns a GoChannel. logger may be nil (no logging).
+// NewGoChannel returns a GoChannel. logger is accepted for symmetry with other
+// Pub/Subs and may be nil: GoChannel reports through its errors and logs nothing.
 func NewGoChannel(logger *slog.Logger) *GoChannel {
-	var wl watermill.LoggerAdapter = watermill.NopLogger{}
-	if logger != nil {
-		wl = watermill.NewSlogLogger(logger)
-	}
-	return &GoChannel{
-		inner:   gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, wl),
-		pending: make(map[string]*delivery),
-		closing: make(chan struct{}),
-	}
+	_ = logger
+	return &GoChannel{topics: make(map[string][]*subscription), closing: make(chan struct{})}
 }
 
-// Publish delivers msgs to the subscribers of topic, one after the other, and returns
+// Publish hands msgs to the subscribers of topic, one after the other, and returns
 // once each was acknowledged. A message not handled ends the call with a
 // [*DeliveryError] (see [GoChannel]).
 func (g *GoChannel) Publish(topic string, msgs ...*message.Message) error {
-	call := &publishCall{}
-	g.mu.Lock()
-	for _, m := range msgs {
-		g.pending[m.UUID] = &delivery{call: call}
-	}
-	g.mu.Unlock()
-	err := g.inner.Publish(topic, msgs...)
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var derr *DeliveryError
 	for i, m := range msgs {
-		d := g.pending[m.UUID]
-		delete(g.pending, m.UUID)
-		if derr != nil || d == nil {
-			continue
+		if err := g.deliver(topic, m); err != nil {
+			return &DeliveryError{Topic: topic, MessageUUID: m.UUID, Delivered: i, Err: err}
 		}
-		switch {
-		case d.nacked:
-			derr = &DeliveryError{Topic: topic, MessageUUID: m.UUID, Delivered: i, Err: ErrNacked}
-		case d.acked == 0:
-			derr = &DeliveryError{Topic: topic, MessageUUID: m.UUID, Delivered: i, Err: ErrNotAcknowledged}
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("events: publish to topic %q in process: %w", topic, err)
-	}
-	if derr != nil {
-		return derr
 	}
 	return nil
 }
 
-// Subscribe returns the messages of topic. Acknowledge each one (the router does) for
-// Publish to return; a negative acknowledgement makes Publish return an error wrapping
-// [ErrNacked].
+// deliver hands m to each subscriber of topic and waits for its acknowledgement; it
+// returns ErrNacked or ErrNotAcknowledged when one did not acknowledge it.
+func (g *GoChannel) deliver(topic string, m *message.Message) error {
+	g.mu.RLock()
+	subs := g.topics[topic]
+	closed := g.closed
+	g.mu.RUnlock()
+	if closed || len(subs) == 0 {
+		return ErrNotAcknowledged
+	}
+	for i, sub := range subs {
+		msg := message.NewMessage(m.UUID, m.Payload)
+		if i == 0 {
+			msg.Metadata = m.Metadata
+		} else {
+			msg.Metadata = maps.Clone(m.Metadata)
+		}
+		msg.SetContext(sub.ctx)
+		if !sub.hand(msg, g.closing) {
+			return ErrNotAcknowledged
+		}
+		select {
+		case <-msg.Acked():
+		case <-msg.Nacked():
+			return ErrNacked
+		case <-sub.done:
+			return ErrNotAcknowledged
+		case <-g.closing:
+			return ErrNotAcknowledged
+		}
+	}
+	return nil
+}
+
+// hand gives msg to the subscriber; false when the subscription or the GoChannel
+// ended first.
+func (s *subscription) hand(msg *message.Message, closing <-chan struct{}) bool {
+	s.sending.Lock()
+	defer s.sending.Unlock()
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- msg:
+		return true
+	case <-s.done:
+		return false
+	case <-closing:
+		return false
+	}
+}
+
+// Subscribe returns the messages of topic until ctx ends or the GoChannel closes.
+// Acknowledge each one (the router does) for Publish to go on; a negative
+// acknowledgement makes Publish return an error wrapping [ErrNacked].
 func (g *GoChannel) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := g.inner.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	g.wg.Add(1)
-	go g.forward(ctx, in, out)
-	return out, nil
-}
-
-// forward hands the subscriber a copy of each message from in, records its
-// acknowledgement, positive or negative, and then acknowledges it to gochannel (which
-// releases Publish), so that Publish finds the outcome recorded and gochannel never
-// redelivers. A message behind a failed one of its call is acknowledged to gochannel
-// without being handed out.
-func (g *GoChannel) forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message) {
-	defer g.wg.Done()
-	defer close(out)
-	for m := range in {
-		g.mu.Lock()
-		d := g.pending[m.UUID]
-		skip := d != nil && d.call.failed
-		g.mu.Unlock()
-		if skip {
-			m.Ack()
-			continue
-		}
-		cp := m.Copy()
-		cp.SetContext(m.Context())
-		select {
-		case out <- cp:
-		case <-g.closing:
-			// Nobody reads any more; gochannel gives up on the message when it closes.
-			continue
-		case <-ctx.Done():
-			// The subscription ended; gochannel closes in and gives up on the message.
-			continue
-		}
-		select {
-		case <-cp.Acked():
-			g.record(m.UUID, true)
-			m.Ack()
-		case <-cp.Nacked():
-			g.record(m.UUID, false)
-			m.Ack()
-		case <-g.closing:
-		case <-ctx.Done():
-		}
-	}
-}
-
-// record notes an acknowledgement (ack) or a negative one of message id.
-func (g *GoChannel) record(id string, ack bool) {
+	sub := &subscription{ctx: ctx, out: make(chan *message.Message), done: make(chan struct{})}
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	d := g.pending[id]
-	if d == nil {
-		return
+	if g.closed {
+		g.mu.Unlock()
+		return nil, errors.New("events: subscribe to a closed GoChannel")
 	}
-	if ack {
-		d.acked++
-		return
-	}
-	d.nacked = true
-	d.call.failed = true
+	g.topics[topic] = append(slices.Clip(g.topics[topic]), sub)
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-g.closing:
+		}
+		g.mu.Lock()
+		g.topics[topic] = slices.DeleteFunc(slices.Clone(g.topics[topic]), func(s *subscription) bool { return s == sub })
+		if len(g.topics[topic]) == 0 {
+			delete(g.topics, topic)
+		}
+		g.mu.Unlock()
+		close(sub.done)
+		sub.sending.Lock()
+		close(sub.out)
+		sub.sending.Unlock()
+	}()
+	return sub.out, nil
 }
 
 // Close closes the Pub/Sub: subscriptions end, and a Publish waiting for an
 // acknowledgement returns an error wrapping [ErrNotAcknowledged]. It does not wait for
 // handlers: one that never returns does not hold Close.
 func (g *GoChannel) Close() error {
-	g.closeOnce.Do(func() { close(g.closing) })
-	err := g.inner.Close()
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.closing)
+	}
+	g.mu.Unlock()
 	g.wg.Wait()
-	return err
+	return nil
 }

@@ -364,6 +364,7 @@ func (w *worker) readExchange(ctx context.Context, br pgx.BatchResults, nAcks in
 // message builds the Watermill message of a stored event.
 func (x *storedEvent) message() *message.Message {
 	msg := message.NewMessage(x.id.String(), x.payload)
+	msg.Metadata = make(message.Metadata, len(x.metadata)/2+4) // no growth
 	for i := 0; i+1 < len(x.metadata); i += 2 {
 		msg.Metadata[x.metadata[i]] = x.metadata[i+1]
 	}

@@ -24,6 +24,21 @@ const (
 	latencyDrain = 10 * time.Second
 )
 
+// loadSpec is the shape of a latency run: rate transactions per second, one event
+// each, over keys keys, for duration, starting right after the relay started.
+type loadSpec struct {
+	rate     int
+	duration time.Duration
+	keys     int
+}
+
+// steadyLoad is BenchmarkLatency's load; startLoad is BenchmarkStartLatency's: the
+// first 3 s after the relay started, on one hot key.
+var (
+	steadyLoad = loadSpec{rate: latencyRate, duration: latencyDuration, keys: latencyKeys}
+	startLoad  = loadSpec{rate: 200, duration: 3 * time.Second, keys: 1}
+)
+
 // latencyImpls returns the implementations BenchmarkLatency compares.
 func latencyImpls(tb testing.TB, pool *pgxpool.Pool) []eventImpl {
 	tb.Helper()
@@ -49,33 +64,55 @@ func BenchmarkLatency(b *testing.B) {
 
 	for _, impl := range latencyImpls(b, pool) {
 		b.Run("rate="+strconv.Itoa(latencyRate)+"/impl="+impl.name, func(b *testing.B) {
-			var lat []time.Duration
-			var ooo, dup, lost, sent int
-			var elapsed time.Duration
-			for range b.N {
-				impl.reset(b)
-				r := runLoad(b, ctx, impl)
-				lat = append(lat, r.latencies...)
-				ooo += r.outOfOrder
-				dup += r.duplicates
-				lost += r.lost
-				sent += r.sent
-				elapsed += r.loadTime
-			}
-			sortDurations(lat)
-			// In ns, the unit benchstat knows: it shows p50-sec etc. with a fitting prefix.
-			b.ReportMetric(float64(percentile(lat, 50)), "p50-ns")
-			b.ReportMetric(float64(percentile(lat, 99)), "p99-ns")
-			b.ReportMetric(float64(percentile(lat, 100)), "max-ns")
-			b.ReportMetric(float64(sent)/elapsed.Seconds(), "tx/s")
-			b.ReportMetric(float64(ooo)/float64(b.N), "ooo-events")
-			b.ReportMetric(float64(dup)/float64(b.N), "dup-events")
-			b.ReportMetric(float64(lost)/float64(b.N), "lost-events")
-			b.ReportMetric(0, "ns/op")
-			if lost != 0 {
-				b.Errorf("%d of %d events not delivered", lost, sent)
-			}
+			benchmarkLoad(b, ctx, impl, steadyLoad)
 		})
+	}
+}
+
+// BenchmarkStartLatency is BenchmarkLatency over the first 3 s after the relay's
+// start (uno's Run, waiting on Relay.Running; Watermill's forwarder has no readiness
+// signal), at 200 transactions per second on one hot key: what a freshly started
+// process sees.
+func BenchmarkStartLatency(b *testing.B) {
+	pool := benchPool(b)
+	execOrFatal(b, pool, txCreateSQL)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	for _, impl := range latencyImpls(b, pool) {
+		b.Run("rate="+strconv.Itoa(startLoad.rate)+"/keys=1/impl="+impl.name, func(b *testing.B) {
+			benchmarkLoad(b, ctx, impl, startLoad)
+		})
+	}
+}
+
+// benchmarkLoad runs b.N loads of spec through impl and reports the commit-to-handler
+// latencies and the delivery counts.
+func benchmarkLoad(b *testing.B, ctx context.Context, impl eventImpl, spec loadSpec) {
+	var lat []time.Duration
+	var ooo, dup, lost, sent int
+	var elapsed time.Duration
+	for range b.N {
+		impl.reset(b)
+		r := runLoad(b, ctx, impl, spec)
+		lat = append(lat, r.latencies...)
+		ooo += r.outOfOrder
+		dup += r.duplicates
+		lost += r.lost
+		sent += r.sent
+		elapsed += r.loadTime
+	}
+	sortDurations(lat)
+	// In ns, the unit benchstat knows: it shows p50-sec etc. with a fitting prefix.
+	b.ReportMetric(float64(percentile(lat, 50)), "p50-ns")
+	b.ReportMetric(float64(percentile(lat, 99)), "p99-ns")
+	b.ReportMetric(float64(percentile(lat, 100)), "max-ns")
+	b.ReportMetric(float64(sent)/elapsed.Seconds(), "tx/s")
+	b.ReportMetric(float64(ooo)/float64(b.N), "ooo-events")
+	b.ReportMetric(float64(dup)/float64(b.N), "dup-events")
+	b.ReportMetric(float64(lost)/float64(b.N), "lost-events")
+	b.ReportMetric(0, "ns/op")
+	if lost != 0 {
+		b.Errorf("%d of %d events not delivered", lost, sent)
 	}
 }
 
@@ -87,11 +124,11 @@ type loadResult struct {
 	loadTime                     time.Duration
 }
 
-// runLoad starts impl's relay and handler, commits latencyRate transactions per second
-// for latencyDuration, waits for the events and stops the relay.
-func runLoad(tb testing.TB, ctx context.Context, impl eventImpl) loadResult {
+// runLoad starts impl's relay and handler, commits spec.rate transactions per second
+// for spec.duration, waits for the events and stops the relay.
+func runLoad(tb testing.TB, ctx context.Context, impl eventImpl, spec loadSpec) loadResult {
 	tb.Helper()
-	total := int(latencyDuration.Seconds() * latencyRate)
+	total := int(spec.duration.Seconds() * float64(spec.rate))
 	tr := newTracker(total)
 	stop := impl.start(tb, tr)
 	defer stop()
@@ -104,7 +141,7 @@ func runLoad(tb testing.TB, ctx context.Context, impl eventImpl) loadResult {
 		wg.Go(func() {
 			evs := make([]eventRef, 1)
 			for i := range jobs {
-				evs[0] = eventRef{key: keyName(i % latencyKeys), seq: int64(i / latencyKeys)}
+				evs[0] = eventRef{key: keyName(i % spec.keys), seq: int64(i / spec.keys)}
 				if err := impl.commit(ctx, evs); err != nil {
 					errs <- err
 					return
@@ -113,7 +150,7 @@ func runLoad(tb testing.TB, ctx context.Context, impl eventImpl) loadResult {
 			}
 		})
 	}
-	interval := time.Second / latencyRate
+	interval := time.Second / time.Duration(spec.rate)
 	start := time.Now()
 	for i := range total {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -142,7 +179,7 @@ func runLoad(tb testing.TB, ctx context.Context, impl eventImpl) loadResult {
 	}
 	res := loadResult{sent: total, loadTime: loadTime}
 	for i := range total {
-		ref := eventRef{key: keyName(i % latencyKeys), seq: int64(i / latencyKeys)}
+		ref := eventRef{key: keyName(i % spec.keys), seq: int64(i / spec.keys)}
 		at, ok := tr.arrival(ref)
 		if !ok {
 			res.lost++

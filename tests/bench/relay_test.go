@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -29,11 +30,12 @@ func relayImpls(tb testing.TB, pool *pgxpool.Pool) []eventImpl {
 }
 
 // BenchmarkRelay drains a backlog of 20,000 committed events (200 transactions of 100
-// events, spread over 200 keys, or over 4 hot keys) to a handler on an in-process
+// events, spread over 200 keys, over 4 hot keys, or all under one hot key) to a handler on an in-process
 // GoChannel and reports events/s, from the relay's start to the handler seeing the last
 // distinct event. It also reports, for the same wiring, the events that reached the
 // handler after a later event of their key (ooo-events), duplicates (dup-events) and
-// events never delivered (lost-events).
+// events never delivered (lost-events), and the bytes and objects the process
+// allocated per relayed event (B/event, allocs/event).
 //
 // Run it with -benchtime 1x: each iteration refills the backlog (not timed).
 func BenchmarkRelay(b *testing.B) {
@@ -43,7 +45,7 @@ func BenchmarkRelay(b *testing.B) {
 	b.Cleanup(cancel)
 
 	impls := relayImpls(b, pool)
-	for _, keys := range []int{emitKeys, 4} {
+	for _, keys := range []int{emitKeys, 4, 1} {
 		for _, impl := range impls {
 			b.Run("backlog="+strconv.Itoa(relayBacklog)+"/keys="+strconv.Itoa(keys)+"/impl="+impl.name, func(b *testing.B) {
 				benchmarkDrain(b, ctx, impl, keys)
@@ -55,6 +57,8 @@ func BenchmarkRelay(b *testing.B) {
 // benchmarkDrain is one BenchmarkRelay case: impl drains relayBacklog events over keys.
 func benchmarkDrain(b *testing.B, ctx context.Context, impl eventImpl, keys int) {
 	var ooo, dup, lost int
+	var allocBytes, allocs uint64
+	var ms runtime.MemStats
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -62,6 +66,8 @@ func benchmarkDrain(b *testing.B, ctx context.Context, impl eventImpl, keys int)
 		impl.reset(b)
 		fillBacklog(b, ctx, impl, relayBacklog, keys)
 		tr := newTracker(relayBacklog)
+		runtime.ReadMemStats(&ms)
+		bytes0, allocs0 := ms.TotalAlloc, ms.Mallocs
 		b.StartTimer()
 
 		stop := impl.start(b, tr)
@@ -70,6 +76,9 @@ func benchmarkDrain(b *testing.B, ctx context.Context, impl eventImpl, keys int)
 		case <-time.After(relayTimeout):
 		}
 		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		allocBytes += ms.TotalAlloc - bytes0
+		allocs += ms.Mallocs - allocs0
 		stop()
 		o, d, bad := tr.counts()
 		if bad != 0 {
@@ -80,6 +89,10 @@ func benchmarkDrain(b *testing.B, ctx context.Context, impl eventImpl, keys int)
 		lost += relayBacklog - tr.received()
 	}
 	b.ReportMetric(float64(relayBacklog*b.N)/b.Elapsed().Seconds(), "events/s")
+	// The whole process's allocations while relaying (relay, transport, router and
+	// handler), per event.
+	b.ReportMetric(float64(allocBytes)/float64(relayBacklog*b.N), "B/event")
+	b.ReportMetric(float64(allocs)/float64(relayBacklog*b.N), "allocs/event")
 	b.ReportMetric(float64(ooo)/float64(b.N), "ooo-events")
 	b.ReportMetric(float64(dup)/float64(b.N), "dup-events")
 	b.ReportMetric(float64(lost)/float64(b.N), "lost-events")

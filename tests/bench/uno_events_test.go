@@ -124,6 +124,11 @@ func (u *unoEvents) start(tb testing.TB, tr *tracker) (stop func()) {
 	go func() { handlerErr <- handlers.Run(hctx) }()
 	<-handlers.Running()
 	go func() { relayErr <- relay.Run(rctx) }()
+	select {
+	case <-relay.Running():
+	case err := <-relayErr:
+		tb.Fatalf("relay: %v", err)
+	}
 
 	return func() {
 		// The relay first (a Publish to GoChannel waits for the handler), then the router.
