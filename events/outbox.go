@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,12 @@ const NotifyChannel = "uno_outbox"
 type OutboxConfig struct {
 	// Marshaler encodes payloads that are not []byte. Default: [JSONMarshaler].
 	Marshaler Marshaler
+	// ContextMetadata, when set, adds entries to the metadata of every event emitted,
+	// taken from the emitting context: md is a copy of the event's own metadata, which
+	// entries already there win over. It is how the trace context of the use-case
+	// travels with its events to their handlers (package telemetry's InjectMetadata);
+	// nil adds nothing.
+	ContextMetadata func(ctx context.Context, md map[string]string)
 }
 
 func (c *OutboxConfig) setDefaults() {
@@ -45,12 +52,13 @@ func (c *OutboxConfig) setDefaults() {
 // one.
 type Outbox struct {
 	marshaler Marshaler
+	ctxMeta   func(ctx context.Context, md map[string]string)
 }
 
 // NewOutbox returns an Outbox configured by cfg.
 func NewOutbox(cfg OutboxConfig) *Outbox {
 	cfg.setDefaults()
-	return &Outbox{marshaler: cfg.Marshaler}
+	return &Outbox{marshaler: cfg.Marshaler, ctxMeta: cfg.ContextMetadata}
 }
 
 // record is an event encoded for the outbox: what Emit stages.
@@ -79,7 +87,7 @@ func (o *Outbox) Emit(ctx context.Context, evs ...Event) error {
 	}
 	items := make([]any, 0, len(evs))
 	for i := range evs {
-		rec, err := o.encode(evs[i])
+		rec, err := o.encode(ctx, evs[i])
 		if err != nil {
 			return err
 		}
@@ -91,9 +99,15 @@ func (o *Outbox) Emit(ctx context.Context, evs ...Event) error {
 	return nil
 }
 
-// encode validates ev, fills its ID and OccurredAt when unset, and encodes it. The
-// caller's event is not modified.
-func (o *Outbox) encode(ev Event) (*record, error) {
+// encode validates ev, fills its ID and OccurredAt when unset, adds the metadata of
+// ctx (ContextMetadata), and encodes it. The caller's event is not modified.
+func (o *Outbox) encode(ctx context.Context, ev Event) (*record, error) {
+	if o.ctxMeta != nil {
+		md := make(map[string]string, len(ev.Metadata)+2)
+		o.ctxMeta(ctx, md)
+		maps.Copy(md, ev.Metadata)
+		ev.Metadata = md
+	}
 	if ev.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -157,7 +171,7 @@ func (o *Outbox) Write(ctx context.Context, q txmanager.Querier, evs ...Event) e
 	}
 	recs := make([]*record, 0, len(evs))
 	for i := range evs {
-		rec, err := o.encode(evs[i])
+		rec, err := o.encode(ctx, evs[i])
 		if err != nil {
 			return err
 		}

@@ -384,6 +384,30 @@ type RelayStats struct {
 	Relays int
 }
 
+// RelayProgress is what a relay did since it was created and what it holds now, as
+// [Relay.Progress] returns it.
+type RelayProgress struct {
+	// Published, Failed and DeadLettered count the events the relay delivered, the
+	// failed publish attempts, and the events it moved to uno_dead_letters.
+	Published    uint64
+	Failed       uint64
+	DeadLettered uint64
+	// Partitions is the number of partitions (leases) the relay holds now.
+	Partitions int
+}
+
+// Progress returns the relay's counters and the number of leases it holds. It reads
+// no table: metrics collectors call it at every collection.
+func (r *Relay) Progress() RelayProgress {
+	p := RelayProgress{
+		Published:    r.counters.published.Load(),
+		Failed:       r.counters.failed.Load(),
+		DeadLettered: r.counters.deadLettered.Load(),
+	}
+	p.Partitions, _ = r.leases.held()
+	return p
+}
+
 // Lag reads the state of the outbox: pending events and the age of the oldest.
 func (r *Relay) Lag(ctx context.Context) (Lag, error) { return ReadLag(ctx, r.pool) }
 

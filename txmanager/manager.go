@@ -31,6 +31,7 @@ type Manager struct {
 	retry           RetryPolicy
 	rollbackTimeout time.Duration
 	resolveTimeout  time.Duration
+	observer        Observer // nil: none
 
 	// Statements that succeeded on the first-run route (see txState.route).
 	seen *lru.Set[string]
@@ -54,6 +55,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 		rollbackTimeout: cfg.RollbackTimeout,
 		resolveTimeout:  cfg.CommitResolveTimeout,
 		seen:            lru.New[string](seenStatements),
+		observer:        cfg.Observer,
 	}
 	if m.resolveTimeout == 0 {
 		m.resolveTimeout = defaultResolveTimeout
@@ -145,6 +147,9 @@ func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context) error, op
 	case scopeJoined:
 		return callJoined(ctx, op.sc, fn)
 	case scopeSavepoint:
+		if m.observer != nil {
+			return m.callNestedObserved(ctx, op.sc, fn, &o)
+		}
 		return callNested(ctx, op.sc, fn)
 	case scopeRoot:
 		return m.runNew(ctx, fn, &o)

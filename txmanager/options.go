@@ -167,6 +167,9 @@ type Config struct {
 	// it passes, Do returns an error matching ErrCommitOutcomeUnknown. Zero means 10
 	// seconds.
 	CommitResolveTimeout time.Duration
+	// Observer watches transactions and savepoint scopes (traces, metrics); nil
+	// observes nothing, at no cost.
+	Observer Observer
 }
 
 // Validate reports every problem of the configuration at once, joined; nil when it is

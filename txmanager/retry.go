@@ -18,25 +18,15 @@ func (m *Manager) runNew(ctx context.Context, fn func(context.Context) error, o 
 	}
 	var bo backoff.BackOff
 	for attempt := 1; ; attempt++ {
-		err, retryable := m.attempt(ctx, fn, o)
-		if err == nil || !retryable {
-			return err
+		actx, end := ctx, func(ScopeEnd) {}
+		if m.observer != nil {
+			actx, end = m.startScope(ctx, o, 0, attempt)
 		}
-		if attempt >= policy.MaxAttempts {
-			if attempt == 1 {
-				return err
-			}
-			return &RetryError{Attempts: attempt, Err: err}
-		}
-		if bo == nil {
-			bo = backoff.WithContext(policy.backOff(), ctx)
-		}
-		wait := bo.NextBackOff()
-		if wait == backoff.Stop {
-			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: %w)", err, context.Cause(ctx))}
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: the context's deadline comes before the next attempt)", err)}
+		err, retryable := m.observedAttempt(actx, fn, o, end)
+		wait, retErr := m.nextAttempt(ctx, policy, &bo, attempt, err, retryable)
+		end(endOf(err, false, err != nil && retErr == nil))
+		if retErr != nil || err == nil {
+			return retErr
 		}
 		m.logger.LogAttrs(ctx, slog.LevelDebug, "txmanager: retrying the transaction",
 			attrTx(o.name), slog.Int("attempt", attempt+1), slog.Duration("wait", wait), attrErr(err))
@@ -44,6 +34,48 @@ func (m *Manager) runNew(ctx context.Context, fn func(context.Context) error, o 
 			return &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: %w)", err, context.Cause(ctx))}
 		}
 	}
+}
+
+// observedAttempt is attempt, calling end if fn panics.
+func (m *Manager) observedAttempt(ctx context.Context, fn func(context.Context) error, o *options, end func(ScopeEnd)) (err error, retryable bool) {
+	returned := false
+	defer func() {
+		if !returned {
+			end(ScopeEnd{Outcome: OutcomeRolledBack, Err: errPanicked})
+		}
+	}()
+	err, retryable = m.attempt(ctx, fn, o)
+	returned = true
+	return err, retryable
+}
+
+// nextAttempt decides what follows attempt number attempt, which ended with err: it
+// returns the wait before the next attempt and a nil error when the transaction runs
+// again, else the error Do returns (nil when the attempt committed).
+func (m *Manager) nextAttempt(ctx context.Context, policy RetryPolicy, bo *backoff.BackOff, attempt int, err error, retryable bool) (time.Duration, error) {
+	if err == nil {
+		return 0, nil
+	}
+	if !retryable {
+		return 0, err
+	}
+	if attempt >= policy.MaxAttempts {
+		if attempt == 1 {
+			return 0, err
+		}
+		return 0, &RetryError{Attempts: attempt, Err: err}
+	}
+	if *bo == nil {
+		*bo = backoff.WithContext(policy.backOff(), ctx)
+	}
+	wait := (*bo).NextBackOff()
+	if wait == backoff.Stop {
+		return 0, &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: %w)", err, context.Cause(ctx))}
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		return 0, &RetryError{Attempts: attempt, Err: fmt.Errorf("%w (not retried: the context's deadline comes before the next attempt)", err)}
+	}
+	return wait, nil
 }
 
 // sleep waits for d or until ctx ends; it reports whether d passed.

@@ -123,6 +123,23 @@ func callJoined(ctx context.Context, cur *scope, fn func(context.Context) error)
 
 // callNested runs fn in savepoint scope sc and ends the scope: released when fn
 // succeeds, rolled back to its savepoint when fn fails or panics.
+// callNestedObserved is callNested under the Manager's Observer: the savepoint scope
+// runs with the context StartScope returns.
+func (m *Manager) callNestedObserved(ctx context.Context, sc *scope, fn func(context.Context) error, o *options) (err error) {
+	octx, end := m.startScope(sc.Context, o, sc.level, 0)
+	sc.Context = octx
+	ended := false
+	defer func() {
+		if !ended {
+			end(ScopeEnd{Outcome: OutcomeRolledBack, Err: errPanicked})
+		}
+	}()
+	err = callNested(ctx, sc, fn)
+	ended = true
+	end(endOf(err, true, false))
+	return err
+}
+
 func callNested(ctx context.Context, sc *scope, fn func(context.Context) error) (err error) {
 	returned := false
 	defer func() {
