@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	entmigrate "github.com/uno-framework/uno/ent/migrate"
 	"github.com/uno-framework/uno/internal/pgclone"
 	"github.com/uno-framework/uno/pgserver"
 	"github.com/uno-framework/uno/schema"
@@ -133,32 +131,6 @@ func templateName(name, version string) string {
 	if len(label) > 24 {
 		label = label[:24]
 	}
-	sum := sha256.Sum256([]byte(unoSchemaFingerprint() + "\x00" + version))
+	sum := sha256.Sum256([]byte(schema.SQL() + "\x00" + version))
 	return "uno_tpl_" + label + "_" + hex.EncodeToString(sum[:6])
-}
-
-// unoSchemaFingerprint describes uno's tables (as schema.Migrate creates them), so that
-// a template made by another version of uno is not reused.
-func unoSchemaFingerprint() string {
-	var sb strings.Builder
-	for _, t := range entmigrate.Tables {
-		fmt.Fprintf(&sb, "table %s\n", t.Name)
-		for _, c := range t.Columns {
-			fmt.Fprintf(&sb, " col %s %v %d %t %t %v %v\n", c.Name, c.Type, c.Size, c.Nullable, c.Unique, c.Default, c.SchemaType)
-		}
-		for _, pk := range t.PrimaryKey {
-			fmt.Fprintf(&sb, " pk %s\n", pk.Name)
-		}
-		for _, ix := range t.Indexes {
-			fmt.Fprintf(&sb, " index %s %t", ix.Name, ix.Unique)
-			for _, c := range ix.Columns {
-				fmt.Fprintf(&sb, " %s", c.Name)
-			}
-			sb.WriteByte('\n')
-		}
-		for _, fk := range t.ForeignKeys {
-			fmt.Fprintf(&sb, " fk %s %s\n", fk.Symbol, fk.RefTable.Name)
-		}
-	}
-	return sb.String()
 }

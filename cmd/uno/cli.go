@@ -33,7 +33,7 @@ const defaultTimeout = 30 * time.Second
 const usageText = `usage: uno [flags] <command> [command flags] [arguments]
 
 commands:
-  migrate                                apply uno's migrations
+  migrate [--sql]                        apply uno's migrations, or print their DDL
   outbox lag                             pending events, retrying, oldest age, dead letters
   outbox pending [--limit N]             the events waiting in the outbox, decoded
   deadletters list [--limit N] [--after ID]

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -18,10 +19,20 @@ import (
 // defaultLimit is how many events or dead letters a listing shows without --limit.
 const defaultLimit = 100
 
-// migrate applies uno's migrations.
+// migrate applies uno's migrations, or prints their DDL with --sql.
 func (c *cli) migrate(ctx context.Context, args []string) error {
 	fs := c.flagSet("migrate")
+	sqlOnly := fs.Bool("sql", false, "print the DDL instead of applying it")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *sqlOnly {
+		if c.json {
+			return c.printJSON(struct {
+				SQL string `json:"sql"`
+			}{schema.SQL()})
+		}
+		_, err := io.WriteString(c.out, schema.SQL())
 		return err
 	}
 	return c.withProvider(ctx, func(p *provider.Provider) error {

@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	uno [flags] migrate
+//	uno [flags] migrate [--sql]
 //	uno [flags] outbox lag
 //	uno [flags] outbox pending [--limit N]
 //	uno [flags] deadletters list [--limit N] [--after ID]
@@ -20,7 +20,9 @@
 //	--timeout D         give up after D, connection included (default 30s)
 //
 // migrate applies uno's migrations (schema.Migrate: it creates and upgrades uno's own
-// tables and never touches another) and lists the changes it made.
+// tables and never touches another) and lists the changes it made. With --sql it
+// prints the DDL that creates uno's tables in an empty database (schema.SQL) instead,
+// for migration tools, and does not connect.
 //
 // outbox lag prints the pending events, those retrying, the age of the oldest and the
 // number of dead letters. outbox pending prints the events waiting to be relayed, oldest

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/events"
+	"github.com/uno-framework/uno/schema"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 )
@@ -142,6 +143,16 @@ func TestCommandAgainstARealDatabase(t *testing.T) {
 			assert.Equal(t, exitNotMigrated, r.code, "%v: %s", args, r.stderr)
 			assert.Contains(t, r.stderr, "uno migrate", args)
 		}
+	})
+
+	t.Run("migrate --sql", func(t *testing.T) {
+		r := uno(t, bin, nil, "migrate", "--sql") // no database needed
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Equal(t, schema.SQL(), r.stdout)
+		assert.Contains(t, r.stdout, "CREATE TABLE")
+		r = uno(t, bin, nil, "migrate", "--sql", "--json")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Equal(t, schema.SQL(), decodeJSON[map[string]string](t, r)["sql"])
 	})
 
 	t.Run("migrate", func(t *testing.T) {
