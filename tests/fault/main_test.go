@@ -14,6 +14,7 @@ import (
 
 	"github.com/uno-framework/uno/internal/faultproxy"
 	"github.com/uno-framework/uno/internal/logcapture"
+	"github.com/uno-framework/uno/pool"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 )
@@ -30,12 +31,14 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// proxied is a pool whose connections go through a fault proxy, and a Manager over it.
+// proxied is a pool (built by package pool, as the provider builds it) whose
+// connections go through a fault proxy, and a Manager over it.
 type proxied struct {
-	proxy *faultproxy.Proxy
-	pool  *pgxpool.Pool
-	tm    *txmanager.Manager
-	log   *logcapture.Buffer
+	proxy  *faultproxy.Proxy
+	pooled *pool.Pool
+	pool   *pgxpool.Pool
+	tm     *txmanager.Manager
+	log    *logcapture.Buffer
 }
 
 // newProxied starts a proxy in front of the package database and returns a pool of
@@ -51,14 +54,18 @@ func newProxied(t *testing.T, conns int32, retry txmanager.RetryPolicy) *proxied
 	pc.ConnConfig.Port = proxy.Port()
 	pc.ConnConfig.Fallbacks = nil
 	pc.MaxConns = conns
-	pool := pgtest.NewPool(t, pc)
-	logger, log := logcapture.NewText()
-	tm, err := txmanager.New(pool, txmanager.Config{
-		Logger: logger,
-		Retry:  retry,
-	})
+	cfg := pool.DefaultConfig()
+	cfg.HealthCheckInterval = 100 * time.Millisecond
+	pooled, err := pool.New(testCtx(t), pc, cfg)
 	require.NoError(t, err)
-	return &proxied{proxy: proxy, pool: pool, tm: tm, log: log}
+	t.Cleanup(func() {
+		pgtest.RequireNoAcquired(t, pooled.Pgx())
+		pooled.Close()
+	})
+	logger, log := logcapture.NewText()
+	tm, err := txmanager.New(pooled.Pgx(), txmanager.Config{Logger: logger, Retry: retry})
+	require.NoError(t, err)
+	return &proxied{proxy: proxy, pooled: pooled, pool: pooled.Pgx(), tm: tm, log: log}
 }
 
 var tableSeq atomic.Int64
