@@ -137,7 +137,10 @@ func runLoad(tb testing.TB, ctx context.Context, impl eventImpl, spec loadSpec) 
 	jobs := make(chan int)
 	errs := make(chan error, latencyWorkers)
 	var wg sync.WaitGroup
-	for range latencyWorkers {
+	// No more committers than keys: the transactions of one key then commit one after
+	// the other, in sequence order, so that ooo-events counts reordering by the relay
+	// rather than by concurrent commits.
+	for range min(latencyWorkers, spec.keys) {
 		wg.Go(func() {
 			evs := make([]eventRef, 1)
 			for i := range jobs {
