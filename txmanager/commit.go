@@ -172,19 +172,29 @@ func (st *txState) commitBatch(ctx context.Context) (error, bool) {
 			writers = append(writers, s.w)
 		}
 	}
-	for _, w := range writers {
+	itemsOf := func(w CommitWriter) []any {
 		var items []any
 		for _, s := range st.staged {
 			if s.w == w {
 				items = append(items, s.item)
 			}
 		}
-		if err := w.QueueCommit(ctx, b, items); err != nil {
+		return items
+	}
+	for _, w := range writers {
+		if err := w.QueueCommit(ctx, b, itemsOf(w)); err != nil {
 			return fmt.Errorf("txmanager: a commit writer failed to queue its statements, rolled back: %w", err), false
 		}
 	}
 	nWriter := len(b.QueuedQueries) - nPrefix
 	b.Queue("commit")
+	for _, w := range writers {
+		if aw, ok := w.(AfterCommitQueuer); ok {
+			if err := aw.QueueAfterCommit(ctx, b, itemsOf(w)); err != nil {
+				return fmt.Errorf("txmanager: a commit writer failed to queue its statements after COMMIT, rolled back: %w", err), false
+			}
+		}
+	}
 	if err := st.connBrokenBeforeCommit(); err != nil {
 		return err, false
 	}

@@ -67,6 +67,18 @@ type CommitWriter interface {
 	QueueCommit(ctx context.Context, b *pgx.Batch, items []any) error
 }
 
+// AfterCommitQueuer is a [CommitWriter] that also queues statements after COMMIT, in
+// the same round trip. They run once the transaction has committed, outside it, and
+// see what the commit left: the WAL position that includes the commit, for instance.
+// Nothing they do changes the transaction's outcome: their failures, and their result
+// callbacks' errors, are logged. Their callbacks run only when COMMIT's answer arrived
+// and every statement before them succeeded: code that must know the commit happened
+// learns it from an OnCommit hook, which runs after them.
+type AfterCommitQueuer interface {
+	CommitWriter
+	QueueAfterCommit(ctx context.Context, b *pgx.Batch, items []any) error
+}
+
 // Stage stages items for w on the innermost open scope of ctx's transaction. Items
 // staged in a scope rolled back to its savepoint are dropped; those of a scope that
 // succeeded join its parent's; a failed attempt discards all. It returns

@@ -72,6 +72,40 @@ func (w stageWriter) QueueCommit(_ context.Context, b *pgx.Batch, items []any) e
 	return nil
 }
 
+// afterCommitWriter queues, after COMMIT, a query that records whether it ran in a
+// transaction that has an id (the committed one) or outside.
+type afterCommitWriter struct{ inTx *bool }
+
+func (afterCommitWriter) QueueCommit(context.Context, *pgx.Batch, []any) error { return nil }
+
+func (w afterCommitWriter) QueueAfterCommit(_ context.Context, b *pgx.Batch, _ []any) error {
+	b.Queue("select txid_current_if_assigned() is not null").QueryRow(func(row pgx.Row) error {
+		return row.Scan(w.inTx)
+	})
+	return nil
+}
+
+func TestAfterCommitStatementsRideWithCommitOutsideTheTransaction(t *testing.T) {
+	e, rt := countingEnv(t)
+	ctx := testCtx(t)
+	tbl := e.table(t)
+	inTx := true
+	do := func() {
+		require.NoError(t, e.tm.Do(ctx, func(ctx context.Context) error {
+			if err := e.insert(ctx, tbl, "x"); err != nil {
+				return err
+			}
+			return txmanager.Stage(ctx, afterCommitWriter{&inTx}, "mark")
+		}))
+	}
+	do() // warm the statement cache
+	before := rt.n.Load()
+	do()
+	assert.Equal(t, int64(2), rt.n.Load()-before, "BEGIN+insert, then COMMIT with the after-commit query")
+	assert.False(t, inTx, "the after-commit query ran after COMMIT, outside the transaction")
+	e.requireReleased(t)
+}
+
 func TestRoundTripsAreTheFewestPossible(t *testing.T) {
 	e, rt := countingEnv(t)
 	ctx := testCtx(t)
