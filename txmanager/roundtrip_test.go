@@ -2,63 +2,20 @@ package txmanager_test
 
 import (
 	"context"
-	"net"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/uno-framework/uno/internal/roundtrip"
 	"github.com/uno-framework/uno/txmanager"
 )
 
-// A round trip is counted each time the client writes after it has received data from
-// the server (or writes first on a connection): a turn of the conversation, however many
-// Write calls the client splits its message into and however many Read calls the
-// server's answer takes. Waiting is what a round trip costs, and a client must wait for
-// an answer before it can write something that depends on it.
-type roundTrips struct{ n atomic.Int64 }
-
-type countingConn struct {
-	net.Conn
-	rt       *roundTrips
-	received atomic.Bool // data was read since the last write
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	if c.received.Swap(false) {
-		c.rt.n.Add(1)
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.received.Store(true)
-	}
-	return n, err
-}
-
 // countingEnv returns an env whose single connection counts its round trips.
-func countingEnv(t *testing.T) (*env, *roundTrips) {
-	rt := &roundTrips{}
-	e := newEnv(t, func(cfg *pgxpool.Config) {
-		cfg.MaxConns = 1
-		cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
-		var d net.Dialer
-		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			c := &countingConn{Conn: conn, rt: rt}
-			c.received.Store(true)
-			return c, nil
-		}
-	})
+func countingEnv(t *testing.T) (*env, *roundtrip.Counter) {
+	rt := &roundtrip.Counter{}
+	e := newEnv(t, rt.Install)
 	return e, rt
 }
 
@@ -99,9 +56,9 @@ func TestAfterCommitStatementsRideWithCommitOutsideTheTransaction(t *testing.T) 
 		}))
 	}
 	do() // warm the statement cache
-	before := rt.n.Load()
+	before := rt.Load()
 	do()
-	assert.Equal(t, int64(2), rt.n.Load()-before, "BEGIN+insert, then COMMIT with the after-commit query")
+	assert.Equal(t, int64(2), rt.Load()-before, "BEGIN+insert, then COMMIT with the after-commit query")
 	assert.False(t, inTx, "the after-commit query ran after COMMIT, outside the transaction")
 	e.requireReleased(t)
 }
@@ -184,9 +141,9 @@ func TestRoundTripsAreTheFewestPossible(t *testing.T) {
 		run(c.fn, c.raw)
 	}
 	for _, c := range cases {
-		before := rt.n.Load()
+		before := rt.Load()
 		run(c.fn, c.raw)
-		got := rt.n.Load() - before
+		got := rt.Load() - before
 		assert.Equal(t, c.want, got, c.name)
 		t.Logf("%-45s %d round trips", c.name, got)
 	}
@@ -202,7 +159,7 @@ func TestFirstRunOfAStatementInAFreshSavepointCostsOnlyPgxsPreparation(t *testin
 	// A statement neither the Manager nor the connection has seen.
 	fresh := "insert into " + tbl + " (v) values ($1) -- first run"
 	do := func() int64 {
-		before := rt.n.Load()
+		before := rt.Load()
 		require.NoError(t, tm.Do(ctx, func(ctx context.Context) error {
 			if err := ins(ctx); err != nil {
 				return err
@@ -212,7 +169,7 @@ func TestFirstRunOfAStatementInAFreshSavepointCostsOnlyPgxsPreparation(t *testin
 				return err
 			}, txmanager.Nested())
 		}))
-		return rt.n.Load() - before
+		return rt.Load() - before
 	}
 	// Warm the connection up: ins and SAVEPOINT prepared.
 	require.NoError(t, tm.Do(ctx, func(ctx context.Context) error {
