@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/uno-framework/uno/provider"
+	"github.com/uno-framework/uno/txmanager"
+	"github.com/uno-framework/uno/txmanager/sqldriver"
 )
 
 // ConnectionConfig is the legacy connection configuration.
@@ -109,6 +111,8 @@ func (c ConnectionConfig) LogValue() slog.Value { return c.Config().LogValue() }
 // methods.
 type UnoDatabaseProvider struct {
 	p        *provider.Provider
+	tm       *txmanager.Manager
+	db       *sql.DB
 	warnOnce sync.Once
 }
 
@@ -126,7 +130,12 @@ func NewUnoDatabaseProvider(ctx context.Context, cfg ConnectionConfig, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	u := &UnoDatabaseProvider{p: p}
+	tm, err := txmanager.New(p.Pool(), txmanager.Config{Logger: p.Logger()})
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	u := &UnoDatabaseProvider{p: p, tm: tm, db: sqldriver.Open(tm)}
 	u.warn()
 	return u, nil
 }
@@ -148,17 +157,20 @@ func (u *UnoDatabaseProvider) Provider() *provider.Provider { u.warn(); return u
 // Deprecated: use [provider.Provider.Pool].
 func (u *UnoDatabaseProvider) Pool() *pgxpool.Pool { u.warn(); return u.p.Pool() }
 
-// DB returns the database/sql view over the pool.
+// DB returns the legacy "sync" connection: a *sql.DB whose statements run on the
+// transaction their ctx carries, else on the pool.
 //
-// Deprecated: use [provider.Provider.DB].
-func (u *UnoDatabaseProvider) DB() *sql.DB { u.warn(); return u.p.DB() }
+// Deprecated: use [sqldriver.Open] over a [txmanager.Manager] built on
+// [provider.Provider.Pool].
+func (u *UnoDatabaseProvider) DB() *sql.DB { u.warn(); return u.db }
 
 // Querier returns the ctx's transaction, else the pool.
 //
-// Deprecated: use [provider.Provider.Querier].
-func (u *UnoDatabaseProvider) Querier(ctx context.Context) provider.QueryExecutor {
+// Deprecated: use [txmanager.Manager.Querier] of a manager built on
+// [provider.Provider.Pool].
+func (u *UnoDatabaseProvider) Querier(ctx context.Context) txmanager.Querier {
 	u.warn()
-	return u.p.Querier(ctx)
+	return u.tm.Querier(ctx)
 }
 
 // Health reports on the server.
@@ -185,7 +197,11 @@ func (u *UnoDatabaseProvider) Admin() *provider.Admin { u.warn(); return u.p.Adm
 // Close closes the provider.
 //
 // Deprecated: use [provider.Provider.Close].
-func (u *UnoDatabaseProvider) Close() { u.warn(); u.p.Close() }
+func (u *UnoDatabaseProvider) Close() {
+	u.warn()
+	_ = u.db.Close() // holds no connection of its own: closing it cannot fail
+	u.p.Close()
+}
 
 // String describes the provider without its password.
 func (u *UnoDatabaseProvider) String() string {

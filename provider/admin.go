@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ErrDatabaseExists is matched (errors.Is) by the error of [Admin.CreateDatabase] when
@@ -23,12 +24,11 @@ var ErrDatabaseNotFound = errors.New("provider: database does not exist")
 // CREATE and DROP DATABASE cannot run inside a transaction: give Admin a pool or a
 // connection, not a transaction.
 type Admin struct {
-	db QueryExecutor
+	db *pgxpool.Pool
 }
 
-// NewAdmin returns an Admin that runs its statements on db: a *pgxpool.Pool or a
-// *pgx.Conn.
-func NewAdmin(db QueryExecutor) *Admin {
+// NewAdmin returns an Admin that runs its statements on pool.
+func NewAdmin(db *pgxpool.Pool) *Admin {
 	return &Admin{db: db}
 }
 

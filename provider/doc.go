@@ -1,7 +1,8 @@
 // Package provider is the entry point of uno: a validated [Config], the factory [New],
-// and the [Provider] it returns — a pgx connection pool (see package pool) with a
-// database/sql view over the same connections, health reports and database
-// administration.
+// and the [Provider] it returns — a pgx connection pool (see package pool) with health
+// reports and database administration. The provider knows nothing of transactions:
+// code that must join the ctx's transaction runs through a txmanager.Manager built on
+// [Provider.Pool] (Querier for pgx, entdriver for ent, sqldriver for database/sql).
 //
 // A Config comes from [DefaultConfig] plus assignments, [ParseConfig] (a postgres:// URL
 // or a keyword/value string), [ConfigFromEnv] (DATABASE_URL, else the libpq PG*
@@ -36,6 +37,8 @@
 //	defer p.Close()
 //
 // The seed's protocols are the small interfaces [DatabaseProvider], [ConnectionPool],
-// [TransactionManager], [DatabaseManager] and [QueryExecutor]; "sync" connections of
-// the seed are [Provider.DB] (database/sql), "async" ones are [Provider.Pool] (pgx).
+// [TransactionManager] and [DatabaseManager]; its query executor is
+// txmanager.Querier, the one querier interface of the module. "Sync" connections of the
+// seed are a *sql.DB from sqldriver.Open (database/sql that joins the ctx's
+// transaction), "async" ones are [Provider.Pool] (pgx).
 package provider

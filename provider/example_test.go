@@ -96,9 +96,7 @@ func ExampleNew() {
 	defer p.Close()
 
 	var n int
-	_ = p.Pool().QueryRow(ctx, "SELECT 1").Scan(&n)       // pgx
-	_ = p.DB().QueryRowContext(ctx, "SELECT 1").Scan(&n)  // database/sql, same pool
-	_ = p.Querier(ctx).QueryRow(ctx, "SELECT 1").Scan(&n) // the ctx's transaction, else the pool
+	_ = p.Pool().QueryRow(ctx, "SELECT 1").Scan(&n) // pgx; transactions: txmanager.New(p.Pool(), ...)
 	fmt.Println(n)
 }
 

@@ -2,24 +2,11 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/uno-framework/uno/pool"
 )
-
-// QueryExecutor runs statements: *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it, and so
-// does the transaction-aware querier of package txmanager (the same method set).
-type QueryExecutor interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
-}
 
 // ConnectionPool hands out connections: *pool.Pool satisfies it.
 type ConnectionPool interface {
@@ -37,11 +24,11 @@ type DatabaseManager interface {
 	DatabaseExists(ctx context.Context, name string) (bool, error)
 }
 
-// DatabaseProvider gives access to a database: *Provider satisfies it.
+// DatabaseProvider gives access to a database: *Provider satisfies it. Statements that
+// must join the ctx's transaction go through a txmanager.Manager built on Pool (its
+// Querier, entdriver, sqldriver), not through the provider.
 type DatabaseProvider interface {
 	Pool() *pgxpool.Pool
-	DB() *sql.DB
-	Querier(ctx context.Context) QueryExecutor
 	Health(ctx context.Context) (HealthReport, error)
 	HealthCheck(ctx context.Context) error
 	Admin() *Admin
@@ -59,7 +46,4 @@ var (
 	_ DatabaseProvider = (*Provider)(nil)
 	_ DatabaseManager  = (*Admin)(nil)
 	_ ConnectionPool   = (*pool.Pool)(nil)
-	_ QueryExecutor    = (*pgxpool.Pool)(nil)
-	_ QueryExecutor    = (*pgx.Conn)(nil)
-	_ QueryExecutor    = (pgx.Tx)(nil)
 )

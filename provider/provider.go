@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,20 +12,16 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/uno-framework/uno/internal/redact"
 	"github.com/uno-framework/uno/pool"
-	"github.com/uno-framework/uno/txmanager"
 )
 
-// Provider is a connected pool with a database/sql view over the same connections,
-// health reports and database administration. Build it with [New]; it is safe for
+// Provider is a connected pool with health reports and database administration. Build it with [New]; it is safe for
 // concurrent use; Close it when done.
 type Provider struct {
 	cfg    *Config // a pointer, so that printing a Provider's fields never shows it
 	pool   *pool.Pool
-	db     *sql.DB
 	admin  *Admin
 	logger *slog.Logger
 
@@ -111,7 +106,6 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	p := &Provider{
 		cfg:    &c,
 		pool:   pl,
-		db:     stdlib.OpenDBFromPool(pl.Pgx()),
 		admin:  NewAdmin(pl.Pgx()),
 		logger: o.logger,
 	}
@@ -137,18 +131,8 @@ func (p *Provider) Pool() *pgxpool.Pool { return p.pool.Pgx() }
 // stats.
 func (p *Provider) ConnPool() *pool.Pool { return p.pool }
 
-// DB returns a database/sql view over the same pool, for database/sql libraries and
-// migrations. Do not close it; [Provider.Close] does.
-func (p *Provider) DB() *sql.DB { return p.db }
-
 // Logger returns the Provider's logger.
 func (p *Provider) Logger() *slog.Logger { return p.logger }
-
-// Querier returns what statements should run on: the transaction ctx carries, else
-// the pool.
-func (p *Provider) Querier(ctx context.Context) QueryExecutor {
-	return txmanager.QuerierFrom(ctx, p.Pool())
-}
 
 // Admin returns the database administration of the server the Provider is connected to.
 func (p *Provider) Admin() *Admin { return p.admin }
@@ -209,13 +193,10 @@ func (p *Provider) healthError(err error) error {
 		p.cfg.Host, p.cfg.Port, strconv.Quote(p.cfg.Database), redact.Error(err, p.cfg.Password))
 }
 
-// Close closes the database/sql view, stops the health monitor and closes the pool,
+// Close stops the health monitor and closes the pool,
 // waiting for acquired connections to be released. It is safe to call more than once.
 func (p *Provider) Close() {
 	p.closeOnce.Do(func() {
-		if err := p.db.Close(); err != nil {
-			p.logger.Warn("provider: close the database/sql view", slog.String("error", redact.Error(err, p.cfg.Password).Error()))
-		}
 		p.pool.Close()
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/build"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ import (
 	"github.com/uno-framework/uno/txmanager"
 )
 
-func TestNewServesPoolAndDBOverTheSamePool(t *testing.T) {
+func TestNewServesThePool(t *testing.T) {
 	ctx := context.Background()
 	logger, logs := newLogger()
 	cfg := testConfig(t)
@@ -35,17 +36,10 @@ func TestNewServesPoolAndDBOverTheSamePool(t *testing.T) {
 	require.NoError(t, p.Pool().QueryRow(ctx, "SELECT current_setting('application_name')").Scan(&app))
 	assert.Equal(t, "uno-provider-test", app)
 
-	before := p.Pool().Stat().AcquireCount()
 	var db string
-	require.NoError(t, p.DB().QueryRowContext(ctx, "SELECT current_database()").Scan(&db))
+	require.NoError(t, p.Pool().QueryRow(ctx, "SELECT current_database()").Scan(&db))
 	assert.Equal(t, cfg.Database, db)
-	assert.Greater(t, p.Pool().Stat().AcquireCount(), before, "database/sql borrows from the pgx pool")
 	assert.Equal(t, int32(cfg.PoolSize), p.Pool().Stat().MaxConns())
-
-	var n int
-	require.NoError(t, p.Querier(ctx).QueryRow(ctx, "SELECT 7").Scan(&n))
-	assert.Equal(t, 7, n)
-	assert.Same(t, p.Pool(), p.Querier(ctx), "outside a transaction Querier is the pool")
 	assert.Same(t, p.Pool(), p.ConnPool().Pgx())
 	assert.Equal(t, cfg, p.Config())
 	assert.NotNil(t, p.Logger())
@@ -262,7 +256,6 @@ func TestCloseIsIdempotentAndClosesEverything(t *testing.T) {
 	p.Close()
 	_, err = p.ConnPool().Acquire(ctx)
 	assert.ErrorIs(t, err, pool.ErrClosed)
-	assert.ErrorContains(t, p.DB().PingContext(ctx), "database is closed")
 	assert.Error(t, p.HealthCheck(ctx))
 }
 
@@ -316,32 +309,27 @@ func TestNewDoesNotRetryAMissingDatabase(t *testing.T) {
 	assert.NoError(t, ctx.Err(), "New gave up at once")
 }
 
-func TestQuerierJoinsTheContextsTransaction(t *testing.T) {
-	ctx := context.Background()
-	p := newProvider(t, testConfig(t))
-	tm, err := txmanager.New(p.Pool(), txmanager.Config{})
-	require.NoError(t, err)
-	_, err = p.Pool().Exec(ctx, `DROP TABLE IF EXISTS querier_join; CREATE TABLE querier_join (v int)`)
-	require.NoError(t, err)
-
-	var outside int32
-	require.NoError(t, p.Querier(ctx).QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&outside))
-	boom := errors.New("roll back")
-	err = tm.Do(ctx, func(ctx context.Context) error {
-		if _, err := p.Querier(ctx).Exec(ctx, `INSERT INTO querier_join VALUES (1)`); err != nil {
-			return err
+// The provider knows nothing of transactions: it must not depend on the transaction
+// manager (which is built on its pool), directly or through another package.
+func TestProviderDoesNotDependOnTheTransactionManager(t *testing.T) {
+	const module = "github.com/uno-framework/uno/"
+	seen := map[string]bool{}
+	var visit func(path string)
+	visit = func(path string) {
+		if seen[path] {
+			return
 		}
-		var seen int
-		if err := p.Querier(ctx).QueryRow(ctx, `SELECT count(*) FROM querier_join`).Scan(&seen); err != nil {
-			return err
+		seen[path] = true
+		pkg, err := build.Import(path, ".", 0)
+		require.NoError(t, err)
+		for _, imp := range pkg.Imports {
+			if strings.HasPrefix(imp, module) {
+				require.NotEqual(t, module+"txmanager", imp, "%s imports the transaction manager", path)
+				visit(imp)
+			}
 		}
-		assert.Equal(t, 1, seen, "the provider's Querier runs in the transaction of ctx")
-		return boom
-	})
-	require.ErrorIs(t, err, boom)
-	var n int
-	require.NoError(t, p.Pool().QueryRow(ctx, `SELECT count(*) FROM querier_join`).Scan(&n))
-	assert.Zero(t, n, "the insert made through Querier(ctx) rolled back with the transaction")
+	}
+	visit(module + "provider")
 }
 
 // The provider's TransactionManager interface is the shape of txmanager.Manager.

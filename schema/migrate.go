@@ -25,12 +25,11 @@ import (
 const MigrateLockID int64 = 0x756e6f5f736368 // "uno_sch"
 
 // ErrNoDatabase is returned by Migrate when it is given no database to migrate.
-var ErrNoDatabase = errors.New("schema: no database to migrate; pass a *provider.Provider or another value whose DB() returns an open *sql.DB")
+var ErrNoDatabase = errors.New("schema: no database to migrate; pass a *provider.Provider or another value whose Pool() returns an open *pgxpool.Pool")
 
-// Database is what Migrate runs on: the database/sql view of the connection pool.
-// *provider.Provider satisfies it.
+// Database is what Migrate runs on: a pgx pool. *provider.Provider satisfies it.
 type Database interface {
-	DB() *sql.DB
+	Pool() *pgxpool.Pool
 }
 
 // MigrateOption configures Migrate.
@@ -68,7 +67,7 @@ func WithLogger(logger *slog.Logger) MigrateOption {
 // column types. It inspects and changes no other table. Running it again on an
 // up-to-date database changes nothing, so applications can call it at every start.
 //
-// Migrate runs on one connection of db's *sql.DB, inside one transaction, while
+// Migrate runs on one connection of db's pool, inside one transaction, while
 // holding the session advisory lock [MigrateLockID]; concurrent callers wait for each
 // other. It never drops columns or indexes unless [WithDropColumns] or
 // [WithDropIndexes] is given.
@@ -76,10 +75,14 @@ func Migrate(ctx context.Context, db Database, opts ...MigrateOption) (err error
 	if db == nil {
 		return ErrNoDatabase
 	}
-	sqlDB := db.DB()
-	if sqlDB == nil {
+	pool := db.Pool()
+	if pool == nil {
 		return ErrNoDatabase
 	}
+	// ent's migration engine speaks database/sql: it gets a view of the pool of its
+	// own, used for this migration only and closed when it ends.
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
 	var cfg migrateConfig
 	for _, opt := range opts {
 		if opt != nil {
@@ -171,19 +174,16 @@ func (d *connDriver) Tx(ctx context.Context) (dialect.Tx, error) {
 // Close does nothing: Migrate closes the connection itself.
 func (d *connDriver) Close() error { return nil }
 
-// MigratePool runs [Migrate] on a database/sql view of pool, for code that holds a pgx
-// pool rather than a *provider.Provider. The view is closed afterwards; the pool stays
-// open.
+// MigratePool runs [Migrate] on pool, for code that holds a pgx pool rather than a
+// *provider.Provider. The pool stays open.
 func MigratePool(ctx context.Context, pool *pgxpool.Pool, opts ...MigrateOption) error {
 	if pool == nil {
 		return ErrNoDatabase
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	return Migrate(ctx, poolDatabase{db}, opts...)
+	return Migrate(ctx, poolDatabase{pool}, opts...)
 }
 
 // poolDatabase is the Database of MigratePool.
-type poolDatabase struct{ db *sql.DB }
+type poolDatabase struct{ pool *pgxpool.Pool }
 
-func (d poolDatabase) DB() *sql.DB { return d.db }
+func (d poolDatabase) Pool() *pgxpool.Pool { return d.pool }

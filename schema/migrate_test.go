@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"log/slog"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,17 +21,12 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// sqlDatabase is the smallest schema.Database: the database/sql view of a pgx pool.
-type sqlDatabase struct{ db *sql.DB }
+// poolDatabase is the smallest schema.Database: a pgx pool.
+type poolDatabase struct{ pool *pgxpool.Pool }
 
-func (d sqlDatabase) DB() *sql.DB { return d.db }
+func (d poolDatabase) Pool() *pgxpool.Pool { return d.pool }
 
-func openDatabase(t *testing.T, pool *pgxpool.Pool) sqlDatabase {
-	t.Helper()
-	db := stdlib.OpenDBFromPool(pool)
-	t.Cleanup(func() { _ = db.Close() })
-	return sqlDatabase{db: db}
-}
+func openDatabase(_ *testing.T, pool *pgxpool.Pool) poolDatabase { return poolDatabase{pool: pool} }
 
 // freshPool creates a database of its own for a test that needs an empty one, and
 // drops it at cleanup.
@@ -88,7 +81,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	assert.Contains(t, second, "changes=0", "the second run must find nothing to change")
 	assert.NotContains(t, second, "applying change")
 
-	assert.Zero(t, db.db.Stats().InUse, "Migrate must give its connection back")
+	assert.Zero(t, db.pool.Stat().AcquiredConns(), "Migrate must give its connection back")
 	var locks int
 	require.NoError(t, pool.QueryRow(ctx,
 		`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ($1::bigint & 4294967295)::oid`,
@@ -156,7 +149,7 @@ func TestMigrateConcurrentCallersAllSucceed(t *testing.T) {
 func TestMigrateWithoutDatabase(t *testing.T) {
 	err := schema.Migrate(context.Background(), nil)
 	require.ErrorIs(t, err, schema.ErrNoDatabase)
-	err = schema.Migrate(context.Background(), sqlDatabase{})
+	err = schema.Migrate(context.Background(), poolDatabase{})
 	require.ErrorIs(t, err, schema.ErrNoDatabase)
-	assert.True(t, strings.Contains(err.Error(), "DB()"))
+	assert.True(t, strings.Contains(err.Error(), "Pool()"))
 }

@@ -10,7 +10,7 @@
 //	if err := schema.Migrate(ctx, p); err != nil { // uno's tables
 //		return err
 //	}
-//	if err := bank.Migrate(ctx, p.DB()); err != nil { // the application's tables
+//	if err := bank.MigratePool(ctx, p.Pool()); err != nil { // the application's tables
 //		return err
 //	}
 package bank

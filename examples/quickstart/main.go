@@ -95,7 +95,7 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	if err := schema.Migrate(ctx, p); err != nil {
 		return err
 	}
-	if err := bank.Migrate(ctx, p.DB()); err != nil {
+	if err := bank.MigratePool(ctx, p.Pool()); err != nil {
 		return err
 	}
 	tm, err := txmanager.New(p.Pool(), txmanager.Config{Logger: logger})

@@ -20,8 +20,9 @@ var (
 
 	// ErrColumnTypes is returned by Rows.ColumnTypes: pgx rows cannot produce
 	// database/sql's *sql.ColumnType. ent's queries do without it; run code that needs
-	// it (such as ent's migration engine, see schema.Migrate) on the pool's *sql.DB view.
-	ErrColumnTypes = errors.New("entdriver: pgx rows cannot describe columns as *sql.ColumnType; use Columns, or run this code on the pool's *sql.DB view (stdlib.OpenDBFromPool or provider.Provider.DB)")
+	// it (such as ent's migration engine, see schema.Migrate) on a database/sql view of
+	// the pool.
+	ErrColumnTypes = errors.New("entdriver: pgx rows cannot describe columns as *sql.ColumnType; use Columns, or run this code on a database/sql view of the pool (stdlib.OpenDBFromPool), as schema.Migrate does")
 
 	// ErrLastInsertID is returned by the LastInsertId method of the results Exec
 	// stores: PostgreSQL has no last insert id. Use INSERT ... RETURNING.
