@@ -406,7 +406,7 @@ func TestColumnTypesErrorIsClear(t *testing.T) {
 	assert.Nil(t, types)
 	require.ErrorIs(t, err, entdriver.ErrColumnTypes)
 	assert.Contains(t, err.Error(), "*sql.ColumnType")
-	assert.Contains(t, err.Error(), "*sql.DB")
+	assert.Contains(t, err.Error(), "database/sql view of the pool")
 	assert.False(t, rows.NextResultSet())
 }
 
