@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -24,7 +26,8 @@ func TestQuickstart(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.ConnString(t))
 	var out bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dbName := "uno_quickstart_test"
+	// A name of its own per run, so that runs sharing a server never collide.
+	dbName := fmt.Sprintf("uno_quickstart_test_%d_%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() {
 		_, err := pgtest.Conn(t).Exec(context.Background(),
 			"DROP DATABASE IF EXISTS "+pgx.Identifier{dbName}.Sanitize()+" WITH (FORCE)")
