@@ -13,7 +13,13 @@ import (
 // the nested scope; statements run through Querier(ctx).
 func unoTx(tb testing.TB, pool *pgxpool.Pool) txImpl {
 	tb.Helper()
-	tm, err := txmanager.New(pool, txmanager.Config{})
+	return unoTxWith(tb, pool, txmanager.Config{})
+}
+
+// unoTxWith is unoTx with the Manager configured by cfg.
+func unoTxWith(tb testing.TB, pool *pgxpool.Pool, cfg txmanager.Config) txImpl {
+	tb.Helper()
+	tm, err := txmanager.New(pool, cfg)
 	if err != nil {
 		tb.Fatalf("txmanager.New: %v", err)
 	}
