@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -155,11 +156,17 @@ func classifyCommitFailure(err error, atCommit bool) commitOutcome {
 // It releases the connection (broken, the pool discards it) first.
 func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool, err error) {
 	pid := uint32(0)
+	var server net.Addr
 	if st.conn != nil {
-		pid = st.conn.Conn().PgConn().PID()
+		pc := st.conn.Conn().PgConn()
+		pid = pc.PID()
+		if nc := pc.Conn(); nc != nil {
+			server = nc.RemoteAddr()
+		}
 		st.destroyConn(ctx)
 	}
 	oe := &CommitOutcomeError{TxID: st.xid, Err: cause}
+	cc, pinErr := sameServer(st.m.pool.Config().ConnConfig, server)
 	switch {
 	case st.xid == 0:
 		oe.Resolve = errors.New("the transaction's id was not known: no statement that writes ran before COMMIT")
@@ -167,9 +174,12 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 	case ctx.Err() != nil:
 		oe.Resolve = fmt.Errorf("the context ended before the server could be asked: %w", context.Cause(ctx))
 		return false, oe
+	case pinErr != nil:
+		oe.Resolve = pinErr
+		return false, oe
 	}
 	start := time.Now()
-	committed, err = st.m.xactStatus(ctx, st.xid, pid)
+	committed, err = st.m.xactStatus(ctx, cc, st.xid, pid)
 	if err != nil {
 		oe.Resolve = err
 		return false, oe
@@ -188,7 +198,7 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 // server cannot be reached, until ctx ends or Config.CommitResolveTimeout passes. A
 // backend still running the transaction after its client left (pid, when known) is
 // terminated, which settles it.
-func (m *Manager) xactStatus(ctx context.Context, xid int64, pid uint32) (bool, error) {
+func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, pid uint32) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.resolveTimeout)
 	defer cancel()
 	bo := backoff.NewExponentialBackOff()
@@ -196,7 +206,6 @@ func (m *Manager) xactStatus(ctx context.Context, xid int64, pid uint32) (bool, 
 	bo.MaxInterval = 500 * time.Millisecond
 	bo.MaxElapsedTime = 0
 	bo.Reset()
-	cc := m.pool.Config().ConnConfig
 	var last error
 	for {
 		status, err := m.askStatus(ctx, cc, xid, pid)
@@ -216,6 +225,38 @@ func (m *Manager) xactStatus(ctx context.Context, xid int64, pid uint32) (bool, 
 			return false, fmt.Errorf("gave up asking the server (%w): %w", context.Cause(ctx), last)
 		}
 	}
+}
+
+// sameServer returns the configuration that reaches the server a transaction ran on,
+// whose connection reached addr. Transaction ids belong to one server's history: after
+// a failover, the promoted standby hands out again the ids of the transactions it never
+// received, so asking it about one of those could report the commit of another
+// transaction. With several hosts configured, the question goes to the host the
+// connection reached only; when that host is not known, the outcome cannot be asked.
+func sameServer(cc *pgx.ConnConfig, addr net.Addr) (*pgx.ConnConfig, error) {
+	if len(cc.Fallbacks) == 0 {
+		return cc, nil
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return nil, fmt.Errorf("several hosts are configured and the one the transaction ran on is not known (connection address %v)", addr)
+	}
+	ip, port := tcp.IP.String(), uint16(tcp.Port)
+	// The configured entries for that address (sslmode=prefer gives two per host: TLS,
+	// then plain), each with its TLS settings, in order.
+	var same []*pgconn.FallbackConfig
+	for _, fb := range append([]*pgconn.FallbackConfig{{Host: cc.Host, Port: cc.Port, TLSConfig: cc.TLSConfig}}, cc.Fallbacks...) {
+		if fb.Port == port && (fb.Host == ip || net.ParseIP(fb.Host) == nil) {
+			same = append(same, &pgconn.FallbackConfig{Host: ip, Port: port, TLSConfig: fb.TLSConfig})
+		}
+	}
+	if len(same) == 0 {
+		same = append(same, &pgconn.FallbackConfig{Host: ip, Port: port})
+	}
+	pinned := cc.Copy()
+	pinned.Host, pinned.Port, pinned.TLSConfig = same[0].Host, same[0].Port, same[0].TLSConfig
+	pinned.Fallbacks = same[1:]
+	return pinned, nil
 }
 
 // askStatus connects and returns txid_status(xid); when the transaction is still in
