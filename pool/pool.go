@@ -502,35 +502,39 @@ func (p *Pool) reconnect(ctx context.Context) bool {
 	return err == nil
 }
 
-// probe reports whether the server answers. It pings every idle connection (in
-// parallel), closing those whose ping fails so that releasing them discards them; the
-// server answers when one of them does. With no idle connection, or none that
-// answered, it asks the server on a connection of its own, outside the pool, so that a
-// busy pool neither blocks the probe nor counts as an outage.
+// probe reports whether the server answers. It pings one idle connection (the others
+// go straight back: the probe never keeps connections from the application for longer
+// than a round trip on one of them), closing it if the ping fails so that releasing it
+// discards it; idle connections are validated when handed out anyway. With no idle
+// connection, or one that did not answer, it asks the server on a connection of its own,
+// outside the pool, so that a busy pool neither blocks the probe nor counts as an outage.
+//
+// Each step has its own bound (the longest of ValidationTimeout, HealthCheckInterval and
+// one second): a server slow to answer is not an outage, and resetting the pool would
+// only add connections to its load. A server that is down refuses the connection at
+// once.
 func (p *Pool) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, max(p.cfg.HealthCheckInterval, time.Second))
-	defer cancel()
-	conns := p.pgx.AcquireAllIdle(ctx)
-	errs := make([]error, len(conns))
-	var wg sync.WaitGroup
-	for i, c := range conns {
-		wg.Go(func() { errs[i] = c.Ping(ctx) })
-	}
-	wg.Wait()
-	answered := false
-	for i, c := range conns {
-		if errs[i] != nil {
+	bound := max(p.cfg.ValidationTimeout, p.cfg.HealthCheckInterval, time.Second)
+	if conns := p.pgx.AcquireAllIdle(ctx); len(conns) > 0 {
+		for _, c := range conns[1:] {
+			c.Release()
+		}
+		c := conns[0]
+		pctx, cancel := context.WithTimeout(ctx, bound)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
 			closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
 			_ = c.Conn().Close(closeCtx)
 			cancelClose()
-		} else {
-			answered = true
 		}
 		c.Release()
+		if err == nil {
+			return nil
+		}
 	}
-	if answered {
-		return nil
-	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, p.probeConfig)
 	if err != nil {
 		return err

@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/uno-framework/uno/pool"
+	"github.com/uno-framework/uno/tests/pgtest"
+	"github.com/uno-framework/uno/txmanager"
+)
+
+// BenchmarkCancel runs one-INSERT Dos from 16 goroutines on a pool built by package pool
+// (health monitor on, 1 s period; MinConns = MaxConns, so that a destroyed connection
+// is replaced in the background), with none of them cancelled (cancelled=0%) and with 1%
+// of them cancelled in the middle of a statement (cancelled=1%: pg_sleep(0.01), its
+// context cancelled after 1 ms). With pgx's default context handling
+// (handler=pgx-default) a cancelled statement makes pgx close the connection; with
+// handler=cancel-request (pgconn.CancelRequestContextWatcherHandler) pgx asks the
+// server to cancel the statement and keeps the connection, but the cancelled call waits
+// for the server's answer (and pgx's 100 ms guard). Either way a cancellation costs at
+// most the connection it destroys: the pool is never reset (the benchmark fails if it
+// is). Reported: Do/s (cancelled ones included), statements that ended cancelled, new
+// connections opened and pool resets over the run.
+func BenchmarkCancel(b *testing.B) {
+	handlers := []struct {
+		name  string
+		build func(*pgconn.PgConn) ctxwatch.Handler // nil: pgx's default
+	}{
+		{"pgx-default", nil},
+		{"cancel-request", func(c *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+		}},
+	}
+	for _, h := range handlers {
+		for _, pct := range []int{0, 1} {
+			b.Run(fmt.Sprintf("handler=%s/cancelled=%d%%", h.name, pct), func(b *testing.B) {
+				benchCancel(b, h.build, pct)
+			})
+		}
+	}
+}
+
+func benchCancel(b *testing.B, build func(*pgconn.PgConn) ctxwatch.Handler, pct int) {
+	pc := pgtest.PoolConfig(b)
+	if build != nil {
+		pc.ConnConfig.BuildContextWatcherHandler = build
+	}
+	pc.MaxConns, pc.MinConns = poolSize, poolSize
+	cfg := pool.DefaultConfig()
+	cfg.HealthCheckInterval = time.Second
+	p, err := pool.New(context.Background(), pc, cfg)
+	if err != nil {
+		b.Fatalf("pool.New: %v", err)
+	}
+	defer p.Close()
+	warm(b, p.Pgx())
+	execOrFatal(b, p.Pgx(), "CREATE TABLE IF NOT EXISTS bench_cancel (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text NOT NULL)")
+	tm, err := txmanager.New(p.Pgx(), txmanager.Config{})
+	if err != nil {
+		b.Fatalf("txmanager.New: %v", err)
+	}
+	before := p.Stats()
+	var n, cancelled atomic.Int64
+	ctx := context.Background()
+	b.SetParallelism(parallelism(parallelGoroutines))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			cancel := pct > 0 && n.Add(1)%int64(100/pct) == 0
+			err := tm.Do(ctx, func(ctx context.Context) error {
+				if _, err := tm.Querier(ctx).Exec(ctx, "INSERT INTO bench_cancel (v) VALUES ($1)", "x"); err != nil {
+					return err
+				}
+				if !cancel {
+					return nil
+				}
+				sctx, stop := context.WithCancel(ctx)
+				time.AfterFunc(time.Millisecond, stop)
+				_, err := tm.Querier(sctx).Exec(sctx, "SELECT pg_sleep(0.01)")
+				stop()
+				return err
+			})
+			switch {
+			case cancel && err != nil:
+				cancelled.Add(1)
+			case err != nil && !cancel:
+				b.Errorf("Do: %v", err)
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	after := p.Stats()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "Do/s")
+	b.ReportMetric(float64(after.NewConns-before.NewConns), "new-conns")
+	b.ReportMetric(float64(after.Resets-before.Resets), "resets")
+	b.ReportMetric(float64(cancelled.Load()), "cancelled")
+	if after.Resets != before.Resets {
+		b.Errorf("the pool was reset %d times", after.Resets-before.Resets)
+	}
+	execOrFatal(b, p.Pgx(), "TRUNCATE bench_cancel")
+}
