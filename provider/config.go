@@ -31,7 +31,7 @@ type Config struct {
 	User     string // role to connect as; required unless ConnParams names a service
 	Database string // database name; required unless ConnParams names a service
 	Password string // never printed, logged or put in an error
-	SSLMode  string // disable, allow, prefer, require, verify-ca or verify-full
+	SSLMode  string // disable, allow, prefer, require, verify-ca or verify-full; "" only with a service
 
 	// TLS files, as libpq's sslrootcert, sslcert and sslkey. Optional.
 	SSLRootCert, SSLCert, SSLKey string
@@ -186,7 +186,7 @@ func (c Config) Validate() error {
 		noNUL(keyDatabase, c.Database)
 	}
 	noNUL(keyPassword, c.Password)
-	if !slices.Contains(sslModes, c.SSLMode) {
+	if !slices.Contains(sslModes, c.SSLMode) && !(service && c.SSLMode == "") {
 		add(keySSLMode, "must be one of %s", strings.Join(sslModes, ", "))
 	}
 	noNUL(keySSLRootCert, c.SSLRootCert)

@@ -78,6 +78,7 @@ func TestSeveralHosts(t *testing.T) {
 	})
 
 	t.Run("a refused login says so, once", func(t *testing.T) { testFailedLogin(t, writable) })
+	t.Run("passfile and service", func(t *testing.T) { testPassfileAndService(t, writable) })
 
 	t.Run("no server qualifies: the error names every host", func(t *testing.T) {
 		cfg, err := provider.ParseConfig(fmt.Sprintf(

@@ -297,6 +297,9 @@ func (b *builder) finish() (Config, error) {
 		if !b.dbSet {
 			b.cfg.Database = ""
 		}
+		if _, ok := b.paths[keySSLMode]; !ok {
+			b.cfg.SSLMode = ""
+		}
 	} else if b.userSet && !b.dbSet {
 		b.cfg.Database = b.cfg.User
 		b.paths[keyDatabase] = b.paths[keyUser]

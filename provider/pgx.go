@@ -137,7 +137,9 @@ func (c Config) buildPgxConfig() (*pgxpool.Config, error) {
 	if !service {
 		kv("password", "") // the password is set below; this keeps PGPASSWORD out
 	}
-	kv("sslmode", c.SSLMode)
+	if c.SSLMode != "" {
+		kv("sslmode", c.SSLMode)
+	}
 	kv("sslrootcert", c.SSLRootCert)
 	kv("sslcert", c.SSLCert)
 	kv("sslkey", c.SSLKey)
