@@ -84,7 +84,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	assert.Zero(t, db.pool.Stat().AcquiredConns(), "Migrate must give its connection back")
 	var locks int
 	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ($1::bigint & 4294967295)::oid`,
+		`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ($1::bigint & 4294967295)::oid
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
 		schema.MigrateLockID).Scan(&locks))
 	assert.Zero(t, locks, "the migration lock must be released")
 }
