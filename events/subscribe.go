@@ -121,8 +121,9 @@ func newHandleConfig(topic string, opts []HandleOption) handleConfig {
 // fn, which decodes each message into a Received[T] and calls fn with the message's
 // context (the Inbox middleware's transaction).
 //
-// fn returning nil acknowledges the message; an error negatively acknowledges it (the
-// subscriber redelivers it). A payload that cannot be decoded is an error wrapping
+// fn returning nil acknowledges the message; an error negatively acknowledges it: a
+// failed delivery, which a broker redelivers and which [GoChannel] reports to the relay
+// (retried after back-off, dead-lettered after MaxAttempts). A payload that cannot be decoded is an error wrapping
 // [ErrMalformedPayload], which redelivery cannot fix: pair the router with Watermill's
 // PoisonQueueWithFilter for it.
 //
