@@ -190,7 +190,7 @@ func shutdownCase(t *testing.T, e *env, pub message.Publisher, delivered func() 
 		t.Fatal("the stuck event was not published")
 	}
 
-	took := stopWithin(t, cancel, done, timeout+500*time.Millisecond)
+	took := stopWithin(t, cancel, done, timeout+time.Second) // a margin for a loaded machine
 	t.Logf("Run returned %s after its context ended (shutdown timeout %s)", took, timeout)
 	assert.Zero(t, pool.Stat().AcquiredConns(), "every connection the relay took is back")
 	assert.Equal(t, 1, outboxCount(t, e.pool), "the unacknowledged event stays in the outbox")
