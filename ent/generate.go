@@ -11,4 +11,4 @@
 //	dead, err := client.DeadLetter.Query().All(ctx)
 package ent
 
-//go:generate go tool ent generate --target . --feature sql/upsert,sql/lock,sql/modifier ../schema
+//go:generate go tool -modfile=../tools.go.mod ent generate --target . --feature sql/upsert,sql/lock,sql/modifier ../schema

@@ -28,7 +28,7 @@ func generatedDirs(t *testing.T, root string) []string {
 			return nil
 		}
 		data, err := os.ReadFile(path)
-		if err != nil || !bytes.Contains(data, []byte("go tool ent generate")) {
+		if err != nil || !bytes.Contains(data, []byte(" ent generate ")) {
 			return err
 		}
 		rel, err := filepath.Rel(root, filepath.Dir(path))
@@ -86,8 +86,8 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 	}
 }
 
-// copyModule copies the module's Go sources, embedded SQL, go.mod and go.sum (not
-// .git, not test data) so that the copy can be built and generated on its own.
+// copyModule copies the module's Go sources, embedded SQL and module files (not .git,
+// not test data) so that the copy can be built and generated on its own.
 func copyModule(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -104,8 +104,10 @@ func copyModule(src, dst string) error {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
 		name := d.Name()
-		if !strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, ".sql") && name != "go.mod" && name != "go.sum" {
-			return nil // .sql files are embedded
+		// .sql files are embedded; tools.go.mod and tools.go.sum pin the generator.
+		if !strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, ".sql") &&
+			!strings.HasSuffix(name, ".mod") && !strings.HasSuffix(name, ".sum") {
+			return nil
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {

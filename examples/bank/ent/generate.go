@@ -10,4 +10,4 @@
 //	client := ent.NewClient(ent.Driver(entdriver.New(tm)))
 package ent
 
-//go:generate go tool ent generate --target . --feature sql/upsert,sql/lock,sql/modifier ../schema
+//go:generate go tool -modfile=../../../tools.go.mod ent generate --target . --feature sql/upsert,sql/lock,sql/modifier ../schema

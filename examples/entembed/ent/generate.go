@@ -3,4 +3,4 @@
 // `go generate ./...` (CI checks that the committed code is current).
 package ent
 
-//go:generate go tool ent generate --target . ../schema
+//go:generate go tool -modfile=../../../tools.go.mod ent generate --target . ../schema
