@@ -12,12 +12,18 @@
 //     [ErrAcquireTimeout] instead of a hang;
 //   - connection with exponential backoff: [New] returns once the server answers,
 //     retrying (github.com/cenkalti/backoff/v4) until its context ends;
-//   - a health monitor: a goroutine that checks the pool every
-//     [Config.HealthCheckInterval], notices lost connections, reconnects with backoff
-//     after an outage, and reports healthy/unhealthy transitions to
-//     [Config.OnStateChange] and to log/slog;
+//   - a health monitor: a goroutine that probes the server every
+//     [Config.HealthCheckInterval] and whenever a broken connection was discarded.
+//     A broken connection alone (a cancelled query, a connection pgx closed after an
+//     error, a terminated backend) is no outage: it costs that connection, which the
+//     pool replaces. Only when the probe fails (one idle connection does not answer,
+//     and neither does a fresh connection made outside the pool) does the monitor drop
+//     the idle connections and reconnect with backoff; it reports healthy/unhealthy
+//     transitions to [Config.OnStateChange] and to log/slog;
+//   - [AcquireFrom], for code that holds only the *pgxpool.Pool: the same acquire
+//     timeout and typed error as [Pool.Acquire];
 //   - [Pool.Stats]: pgxpool's counters plus the pool's own (acquire timeouts, broken
-//     connections discarded, reconnections, state).
+//     connections discarded, resets, reconnections, state).
 //
 // Most applications do not use this package directly: provider.New builds a Pool from a
 // provider.Config.
