@@ -54,11 +54,9 @@
 //     started (uno waits on Relay.Running; Watermill's forwarder has no readiness
 //     signal), at 200 transactions per second on one hot key.
 //   - BenchmarkCancel: one-INSERT Dos from 16 goroutines on a pool built by package
-//     pool, with 0% and 1% of them cancelled mid-statement (cancelled=0%, 1%), under
-//     pgx's default context handling (handler=pgx-default: the connection is closed) and
-//     under pgconn.CancelRequestContextWatcherHandler (handler=cancel-request: the
-//     server cancels the statement, the connection stays); reports Do/s, new-conns and
-//     resets (which must stay 0: a cancellation is no outage).
+//     pool, with 0% and 1% of them cancelled mid-statement (cancelled=0%, 1%; pgx
+//     closes a cancelled statement's connection); reports Do/s, new-conns and resets
+//     (which must stay 0: a cancellation is no outage).
 //
 // BenchmarkRelay and BenchmarkLatency also report, for the same wiring, the events that
 // reached the handler after a later event of their key (ooo-events), duplicates
