@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"time"
 
@@ -43,28 +42,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// Event payloads.
-type (
-	// AccountOpened is the payload of "account.opened".
-	AccountOpened struct {
-		ID      int64  `json:"id"`
-		Owner   string `json:"owner"`
-		Balance int64  `json:"balance"`
-	}
-	// TransferCompleted is the payload of "transfer.completed".
-	TransferCompleted struct {
-		ID     int64 `json:"id"`
-		From   int64 `json:"from"`
-		To     int64 `json:"to"`
-		Amount int64 `json:"amount"`
-	}
-	// BonusGranted is the payload of "bonus.granted".
-	BonusGranted struct {
-		Account int64 `json:"account"`
-		Amount  int64 `json:"amount"`
-	}
-)
 
 // run performs the demo in a fresh database named dbName and prints to out.
 func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string) error {
@@ -135,19 +112,19 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	}
 
 	// 4. The use-cases.
-	service := &bankService{client: client, tm: tm, units: units}
-	alice, err := service.open(ctx, "alice", 100)
+	service := &bank.Service{Client: client, TM: tm, Units: units}
+	alice, err := service.Open(ctx, "alice", 100)
 	if err != nil {
 		return err
 	}
-	bob, err := service.open(ctx, "bob", 50)
+	bob, err := service.Open(ctx, "bob", 50)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\nuse-cases:")
-	err = service.transfer(ctx, alice, bob, 30, 1000)
+	err = service.Transfer(ctx, alice, bob, 30, 1000)
 	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", outcome(err))
-	err = service.transfer(ctx, bob, alice, 500, 0)
+	err = service.Transfer(ctx, bob, alice, 500, 0)
 	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", outcome(err))
 
 	// 5. What the subscriber saw: the committed events, and nothing else.
@@ -197,61 +174,6 @@ func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logge
 	return provider.New(ctx, cfg, provider.WithLogger(logger))
 }
 
-// bankService holds the use-cases.
-type bankService struct {
-	client *ent.Client
-	tm     *txmanager.Manager
-	units  *uow.Manager
-}
-
-func key(id int64) events.Option { return events.WithKey(strconv.FormatInt(id, 10)) }
-
-// open opens an account with an initial balance.
-func (b *bankService) open(ctx context.Context, owner string, balance int64) (int64, error) {
-	var id int64
-	err := b.units.Do(ctx, func(ctx context.Context, u *uow.UnitOfWork) error {
-		a, err := b.client.Account.Create().SetOwner(owner).SetBalance(balance).Save(ctx)
-		if err != nil {
-			return err
-		}
-		id = a.ID
-		return u.Emit(events.New("account.opened", AccountOpened{a.ID, a.Owner, a.Balance}, key(a.ID)))
-	})
-	return id, err
-}
-
-// transfer moves amount from one account to another. When bonus is positive, a nested
-// scope also tries to grant the receiver a bonus paid by the sender; if that fails (the
-// sender cannot afford it) only the bonus is rolled back, with its event.
-func (b *bankService) transfer(ctx context.Context, from, to, amount, bonus int64) error {
-	return b.units.Do(ctx, func(ctx context.Context, u *uow.UnitOfWork) error {
-		if _, err := b.client.Account.UpdateOneID(from).AddBalance(-amount).Save(ctx); err != nil {
-			return fmt.Errorf("debit account %d: %w", from, err)
-		}
-		if _, err := b.client.Account.UpdateOneID(to).AddBalance(amount).Save(ctx); err != nil {
-			return fmt.Errorf("credit account %d: %w", to, err)
-		}
-		t, err := b.client.Transfer.Create().SetFromID(from).SetToID(to).SetAmount(amount).Save(ctx)
-		if err != nil {
-			return err
-		}
-		if bonus > 0 {
-			// A savepoint: its failure rolls back the bonus and its event only.
-			_ = b.tm.Do(ctx, func(ctx context.Context) error {
-				if _, err := b.client.Account.UpdateOneID(to).AddBalance(bonus).Save(ctx); err != nil {
-					return err
-				}
-				if err := uow.Emit(ctx, events.New("bonus.granted", BonusGranted{to, bonus}, key(to))); err != nil {
-					return err
-				}
-				_, err := b.client.Account.UpdateOneID(from).AddBalance(-bonus).Save(ctx)
-				return err
-			}, txmanager.Nested())
-		}
-		return u.Emit(events.New("transfer.completed", TransferCompleted{t.ID, from, to, amount}, key(from)))
-	})
-}
-
 func outcome(err error) string {
 	if err == nil {
 		return "committed"
@@ -284,7 +206,7 @@ func startSubscriber(ctx context.Context, tm *txmanager.Manager, pubsub message.
 	}
 	router.AddMiddleware(inbox.Middleware)
 	s := &subscriber{router: router, done: make(chan struct{}), changed: make(chan struct{}, 1)}
-	for _, topic := range []string{"account.opened", "transfer.completed", "bonus.granted"} {
+	for _, topic := range bank.Topics() {
 		if _, err := events.Handle(router, pubsub, topic, s.handle); err != nil {
 			return nil, err
 		}

@@ -25,13 +25,13 @@ import (
 var bankDB = &uowtest.Template{Name: "quickstart", Version: "bank-1", Migrate: bank.MigratePool}
 
 // newBank builds the application on pool, as main does.
-func newBank(t *testing.T, pool *pgxpool.Pool) *bankService {
+func newBank(t *testing.T, pool *pgxpool.Pool) *bank.Service {
 	t.Helper()
 	tm, err := txmanager.New(pool, txmanager.Config{})
 	require.NoError(t, err)
 	units, err := uow.NewManager(tm, nil)
 	require.NoError(t, err)
-	return &bankService{client: ent.NewClient(ent.Driver(entdriver.New(tm))), tm: tm, units: units}
+	return &bank.Service{Client: ent.NewClient(ent.Driver(entdriver.New(tm))), TM: tm, Units: units}
 }
 
 // bankPool returns a pool on a fresh database of the test's own.
@@ -45,25 +45,25 @@ func bankPool(t *testing.T) *pgxpool.Pool {
 
 func TestTransferWithAFailedBonus(t *testing.T) {
 	b := newBank(t, bankPool(t))
-	ctx := uowtest.Begin(t, b.units)
+	ctx := uowtest.Begin(t, b.Units)
 
-	alice, err := b.open(ctx, "alice", 100)
+	alice, err := b.Open(ctx, "alice", 100)
 	require.NoError(t, err)
-	bob, err := b.open(ctx, "bob", 50)
+	bob, err := b.Open(ctx, "bob", 50)
 	require.NoError(t, err)
 	// The bonus (1000) is more than alice has: its savepoint rolls back, the transfer stays.
-	require.NoError(t, b.transfer(ctx, alice, bob, 30, 1000))
+	require.NoError(t, b.Transfer(ctx, alice, bob, 30, 1000))
 	// 500 is more than bob has: the whole use-case rolls back, alone.
-	require.Error(t, b.transfer(ctx, bob, alice, 500, 0))
+	require.Error(t, b.Transfer(ctx, bob, alice, 500, 0))
 
 	uowtest.RequireEmitted(t, ctx, uowtest.Match{Topic: "transfer.completed", Key: strconv.FormatInt(alice, 10),
-		Payload: TransferCompleted{ID: 1, From: alice, To: bob, Amount: 30}})
+		Payload: bank.TransferCompleted{ID: 1, From: alice, To: bob, Amount: 30}})
 	uowtest.RequireNotEmitted(t, ctx, uowtest.Match{Topic: "bonus.granted"})
-	uowtest.RequireNotEmitted(t, ctx, uowtest.Match{Topic: "transfer.completed", Payload: TransferCompleted{ID: 2, From: bob, To: alice, Amount: 500}})
+	uowtest.RequireNotEmitted(t, ctx, uowtest.Match{Topic: "transfer.completed", Payload: bank.TransferCompleted{ID: 2, From: bob, To: alice, Amount: 500}})
 	assert.Len(t, uowtest.Emitted(t, ctx), 3, "two accounts opened, one transfer")
 
 	for id, want := range map[int64]int64{alice: 70, bob: 80} {
-		a, err := b.client.Account.Get(ctx, id)
+		a, err := b.Client.Account.Get(ctx, id)
 		require.NoError(t, err)
 		assert.Equal(t, want, a.Balance)
 	}
@@ -86,24 +86,24 @@ func TestParallelTestsShareADatabaseWithoutSeeingEachOther(t *testing.T) {
 			t.Run(owner, func(t *testing.T) {
 				t.Parallel()
 				b := newBank(t, pool)
-				ctx := uowtest.Begin(t, b.units)
+				ctx := uowtest.Begin(t, b.Units)
 				for range 3 {
-					_, err := b.open(ctx, owner, 10)
+					_, err := b.Open(ctx, owner, 10)
 					require.NoError(t, err)
 				}
-				accounts, err := b.client.Account.Query().All(ctx)
+				accounts, err := b.Client.Account.Query().All(ctx)
 				require.NoError(t, err)
 				require.Len(t, accounts, 3)
 				for _, a := range accounts {
 					assert.Equal(t, owner, a.Owner)
 				}
 				for _, ev := range uowtest.Emitted(t, ctx) {
-					assert.Equal(t, owner, uowtest.Payload[AccountOpened](t, ctx, ev).Owner)
+					assert.Equal(t, owner, uowtest.Payload[bank.AccountOpened](t, ctx, ev).Owner)
 				}
 			})
 		}
 	})
-	n, err := newBank(t, pool).client.Account.Query().Count(t.Context())
+	n, err := newBank(t, pool).Client.Account.Query().Count(t.Context())
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing was committed")
 }
