@@ -2,6 +2,7 @@ package bank
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -99,4 +100,16 @@ func (b *Service) Transfer(ctx context.Context, from, to, amount, bonus int64) e
 		}
 		return u.Emit(events.New(TopicTransferCompleted, TransferCompleted{t.ID, from, to, amount}, key(from)))
 	})
+}
+
+// Outcome describes how a use-case ended, for the examples' output.
+func Outcome(err error) string {
+	if err == nil {
+		return "committed"
+	}
+	var constraint *ent.ConstraintError
+	if errors.As(err, &constraint) {
+		return "rolled back (a balance would go negative)"
+	}
+	return "rolled back: " + err.Error()
 }

@@ -229,8 +229,8 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, o options) err
 		return err
 	}
 	fmt.Fprintf(out, "relay publishing to %s\nuse-cases:\n", o.broker)
-	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", outcome(service.Transfer(ctx, alice, bob, 30, 1000)))
-	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", outcome(service.Transfer(ctx, bob, alice, 500, 0)))
+	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", bank.Outcome(service.Transfer(ctx, alice, bob, 30, 1000)))
+	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", bank.Outcome(service.Transfer(ctx, bob, alice, 500, 0)))
 
 	// Three events committed: two accounts opened, one transfer.
 	lines, err := got.wait(ctx, 3)
@@ -264,17 +264,6 @@ func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logge
 	}
 	cfg.Database = name
 	return provider.New(ctx, cfg, provider.WithLogger(logger))
-}
-
-func outcome(err error) string {
-	if err == nil {
-		return "committed"
-	}
-	var constraint *ent.ConstraintError
-	if errors.As(err, &constraint) {
-		return "rolled back (a balance would go negative)"
-	}
-	return "rolled back: " + err.Error()
 }
 
 // received records the events the subscriber handled, one line each.

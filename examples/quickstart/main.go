@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,9 +122,9 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	}
 	fmt.Fprintln(out, "\nuse-cases:")
 	err = service.Transfer(ctx, alice, bob, 30, 1000)
-	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", outcome(err))
+	fmt.Fprintf(out, "  transfer 30 alice→bob with a 1000 bonus: %s\n", bank.Outcome(err))
 	err = service.Transfer(ctx, bob, alice, 500, 0)
-	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", outcome(err))
+	fmt.Fprintf(out, "  transfer 500 bob→alice:                  %s\n", bank.Outcome(err))
 
 	// 5. What the subscriber saw: the committed events, and nothing else.
 	received, err := sub.wait(ctx, committedEvents)
@@ -172,17 +171,6 @@ func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logge
 	}
 	cfg.Database = name
 	return provider.New(ctx, cfg, provider.WithLogger(logger))
-}
-
-func outcome(err error) string {
-	if err == nil {
-		return "committed"
-	}
-	var constraint *ent.ConstraintError
-	if errors.As(err, &constraint) {
-		return "rolled back (a balance would go negative)"
-	}
-	return "rolled back: " + err.Error()
 }
 
 // subscriber records every event it handles, as a line of text.
