@@ -101,6 +101,9 @@ func TestOneTraceFromTheUseCaseThroughTheRelayToTheHandler(t *testing.T) {
 	assert.Positive(t, sum(m["uno.relay.leases"]), "the relay holds leases")
 	assert.EqualValues(t, 1, sum(m["uno.relay.batch.size"]))
 	assert.EqualValues(t, 1, sum(m["uno.relay.publish.duration"], "outcome=published"))
+	assert.Positive(t, sum(m["pgxpool.acquires"]), "the pool's acquisitions are counted")
+	require.Eventually(t, func() bool { return sum(e.metrics(t)["uno.outbox.pending"]) == 0 }, 10*time.Second, 20*time.Millisecond,
+		"the relayed event left the outbox")
 	stopRelay()
 	require.NoError(t, <-relayDone)
 
