@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -71,4 +73,24 @@ func countRows(tb testing.TB, pool *pgxpool.Pool, table string) int {
 func parallelism(n int) int {
 	p := runtime.GOMAXPROCS(0)
 	return max(1, (n+p-1)/p)
+}
+
+// measureCPU starts measuring the CPU time the benchmark process spends (uno, pgx, the
+// runtime; user and system); the function it returns reports it per operation as
+// cpu-ns/op. Unlike sec/op, it leaves out the wait for the server, whose latency swings
+// widely on a shared machine. Call it just before the loop and the result just after.
+func measureCPU(b *testing.B) func() {
+	start := processCPU(b)
+	return func() {
+		b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// processCPU returns the CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -56,11 +56,13 @@ func BenchmarkTxTelemetry(b *testing.B) {
 				b.Run("impl="+impl.name, func(b *testing.B) {
 					run := c.run(impl)
 					b.ReportAllocs()
+					cpu := measureCPU(b)
 					for b.Loop() {
 						if err := run(ctx); err != nil {
 							b.Fatal(err)
 						}
 					}
+					cpu()
 				})
 			}
 		})

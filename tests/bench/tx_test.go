@@ -57,11 +57,13 @@ func BenchmarkTx(b *testing.B) {
 				execOrFatal(b, pool, "TRUNCATE "+txTable)
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := measureCPU(b)
 				for b.Loop() {
 					if err := impl.oneInsert(ctx); err != nil {
 						b.Fatal(err)
 					}
 				}
+				cpu()
 				b.StopTimer()
 				if got := countRows(b, pool, txTable); got != b.N {
 					b.Fatalf("%d rows committed, want %d (one per transaction)", got, b.N)
@@ -76,11 +78,13 @@ func BenchmarkTx(b *testing.B) {
 				execOrFatal(b, pool, "TRUNCATE "+txTable)
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := measureCPU(b)
 				for b.Loop() {
 					if err := impl.nested(ctx); err != nil {
 						b.Fatal(err)
 					}
 				}
+				cpu()
 				b.StopTimer()
 				if got := countRows(b, pool, txTable); got != 2*b.N {
 					b.Fatalf("%d rows committed, want %d (two per transaction)", got, 2*b.N)
