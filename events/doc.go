@@ -132,6 +132,19 @@
 //			return err
 //		})
 //
+// A handler can also be called directly: [Handler] returns the Watermill handler that
+// Handle adds, and [NewMessage] the message the relay would publish for an event (as
+// [Outbox.Staged] returns the events of a transaction that has not committed; package
+// uowtest delivers them this way in tests).
+//
+// # Operating
+//
+// [ReadLag], [ReadPending], [ReadDeadLetters], [ReadDeadLetter], [Requeue] and
+// [PurgeDeadLetters] are the operator's reads and writes (the uno command calls them);
+// [Relay.Progress] gives a relay's counters without a query, for metrics. Set
+// OutboxConfig.ContextMetadata to carry context (the trace of the emitting use-case,
+// with package telemetry) in each event's metadata to its handlers.
+//
 // # Tables
 //
 // The tables are ent schemas of package schema (uno_outbox, uno_dead_letters,

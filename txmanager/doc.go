@@ -142,4 +142,12 @@
 // [Manager.Begin] opens a scope exactly as Do would and returns a [Tx] and the context
 // that carries it; Commit or Rollback ends it. txmanager/entdriver uses it for ent's
 // dialect.Tx, so that ent's internal transactions join the context's for free.
+//
+// # Observing and testing
+//
+// [Config.Observer] sees each transaction attempt and savepoint scope start and end
+// (package telemetry turns that into OpenTelemetry spans and metrics); without one,
+// nothing is observed and nothing is paid. [JoinAsNested] makes the scopes that would
+// join a transaction at its top level run as savepoint scopes, and [Staged] reads what a
+// transaction has staged: package uowtest builds its per-test transactions on both.
 package txmanager
