@@ -57,9 +57,11 @@ func TestRouterHandlerFailingOnOneKeyDeadLettersWhileOtherKeysAndTopicsFlow(t *t
 		_, err = events.Handle(r, gc, "audit", record("audit"))
 		require.NoError(t, err)
 	})
+	// The poison event waits 2 s, 4 s and 4 s between its attempts: 10 s in which the
+	// 1,000 others must flow, which a loaded CI machine under -race also manages.
 	const maxAttempts = 4
 	relay, err := events.NewRelay(e.pool, gc, events.RelayConfig{
-		MaxAttempts: maxAttempts, RetryBackoff: 500 * time.Millisecond, MaxRetryBackoff: 2 * time.Second,
+		MaxAttempts: maxAttempts, RetryBackoff: 2 * time.Second, MaxRetryBackoff: 4 * time.Second,
 		Logger: quietLogger(t),
 	})
 	require.NoError(t, err)
@@ -91,7 +93,7 @@ func TestRouterHandlerFailingOnOneKeyDeadLettersWhileOtherKeysAndTopicsFlow(t *t
 
 	var deadID int64
 	var attempts int
-	waitFor(t, 30*time.Second, "the poison event in uno_dead_letters", func() bool {
+	waitFor(t, 60*time.Second, "the poison event in uno_dead_letters", func() bool {
 		return e.pool.QueryRow(ctx, `SELECT id, attempts FROM uno_dead_letters`).Scan(&deadID, &attempts) == nil
 	})
 	assert.Equal(t, maxAttempts, attempts)
