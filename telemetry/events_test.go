@@ -139,7 +139,7 @@ func TestOneTraceFromTheUseCaseThroughTheRelayToTheHandler(t *testing.T) {
 type failingPublisher struct{}
 
 func (failingPublisher) Publish(string, ...*message.Message) error { return errors.New("broker down") }
-func (failingPublisher) Close() error                               { return nil }
+func (failingPublisher) Close() error                              { return nil }
 
 // TestRelayFailureMetrics: publish failures and dead letters move their metrics, and the
 // failed batch's span ends in error.

@@ -69,8 +69,8 @@ type changeRecorder struct {
 }
 
 func (r *changeRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *changeRecorder) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *changeRecorder) WithGroup(string) slog.Handler           { return r }
+func (r *changeRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *changeRecorder) WithGroup(string) slog.Handler            { return r }
 
 func (r *changeRecorder) Handle(_ context.Context, rec slog.Record) error {
 	if rec.Message != "schema: applying change" {

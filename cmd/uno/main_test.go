@@ -298,4 +298,3 @@ func TestCommandAgainstARealDatabase(t *testing.T) {
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
-

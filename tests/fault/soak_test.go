@@ -50,7 +50,7 @@ func TestChaoticSoak(t *testing.T) {
 	}
 	type result struct {
 		v, nested, inner string // rows the Do wrote: outer, failed Nested, RequiresNew
-		err                  error
+		err              error
 	}
 	results := make([]result, total)
 	var next atomic.Int64
@@ -166,7 +166,7 @@ func TestChaoticSoak(t *testing.T) {
 	var perKind []string
 	for i := range kinds {
 		perKind = append(perKind, fmt.Sprintf("%d:%d×%s", i, kinds[i].Load(),
-			(time.Duration(kindNanos[i].Load()) / time.Duration(max(kinds[i].Load(), 1))).Round(10*time.Microsecond)))
+			(time.Duration(kindNanos[i].Load())/time.Duration(max(kinds[i].Load(), 1))).Round(10*time.Microsecond)))
 	}
 	t.Logf("%d Dos in %s (%.0f/s): %d committed, %d failed, %d unknown; per kind %v; connections cut %d, opened %d, broken discarded %d, resets %d",
 		total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), committed, failed, unknown, perKind,
