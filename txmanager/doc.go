@@ -98,7 +98,10 @@
 // returns nil and runs the commit hooks. Rolled back: Do fails as any rolled-back
 // transaction (and retries it, as above). When the server cannot tell (no statement
 // before COMMIT wrote, such as a transaction whose only writes are staged items; the
-// server stayed unreachable; the context ended), Do returns a [*CommitOutcomeError]
+// server stayed unreachable; the context ended; the server restarted since and reports
+// the id committed, which after a crash may be another transaction's, since a server
+// hands out again the ids that never reached its log; with several hosts, the server
+// the transaction ran on is not the one that answers), Do returns a [*CommitOutcomeError]
 // matching [ErrCommitOutcomeUnknown]: no hook of either kind runs, the transaction is
 // not retried, and pgconn.SafeToRetry reports false for it. Its TxID, when known, lets
 // the outcome be looked up later. Read-only statements never carry the id query, so

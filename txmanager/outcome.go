@@ -22,9 +22,11 @@ import (
 // COMMIT's answer is lost, the Manager asks the server, on a fresh connection, what
 // became of that id (txid_status).
 
-// xidSQL returns the transaction's id, or NULL while it has none (it wrote nothing yet);
-// it never assigns one.
-const xidSQL = "select txid_current_if_assigned()"
+// xidSQL returns the transaction's id, or NULL while it has none (it wrote nothing yet),
+// and when the server started; it never assigns an id. A server restarted after a crash
+// may hand out again the ids that never reached its log, so an id's status is asked only
+// of the same server in the same era (see statusAfterRestart).
+const xidSQL = "select txid_current_if_assigned(), pg_postmaster_start_time()"
 
 // wantXID reports whether a statement should carry xidSQL.
 func (st *txState) wantXID(sql string) bool { return st.xid == 0 && mayWrite(sql) }
@@ -50,8 +52,9 @@ func (st *txState) xidQuery() pgx.QueuedQuery {
 	if st.xidFn == nil {
 		st.xidFn = func(row pgx.Row) error {
 			var id *int64
-			if err := row.Scan(&id); err == nil && id != nil {
-				st.xid = *id
+			var era time.Time
+			if err := row.Scan(&id, &era); err == nil && id != nil {
+				st.xid, st.xidEra = *id, era
 			}
 			return nil
 		}
@@ -179,7 +182,7 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 		return false, oe
 	}
 	start := time.Now()
-	committed, err = st.m.xactStatus(ctx, cc, st.xid, pid)
+	committed, err = st.m.xactStatus(ctx, cc, st.xid, st.xidEra, pid)
 	if err != nil {
 		oe.Resolve = err
 		return false, oe
@@ -198,7 +201,7 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 // server cannot be reached, until ctx ends or Config.CommitResolveTimeout passes. A
 // backend still running the transaction after its client left (pid, when known) is
 // terminated, which settles it.
-func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, pid uint32) (bool, error) {
+func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, era time.Time, pid uint32) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.resolveTimeout)
 	defer cancel()
 	bo := backoff.NewExponentialBackOff()
@@ -208,7 +211,7 @@ func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64,
 	bo.Reset()
 	var last error
 	for {
-		status, err := m.askStatus(ctx, cc, xid, pid)
+		status, err := m.askStatus(ctx, cc, xid, era, pid)
 		switch {
 		case err != nil:
 			last = err
@@ -218,6 +221,8 @@ func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64,
 			return false, nil
 		case status == "":
 			return false, fmt.Errorf("the server no longer knows transaction %d", xid)
+		case status == statusReused:
+			return false, fmt.Errorf("the server restarted since transaction %d ran and reports that id committed or in progress, which may be another transaction's: after a crash a server may give an id that never reached its log again", xid)
 		default:
 			last = fmt.Errorf("transaction %d is still %s on the server", xid, status)
 		}
@@ -259,9 +264,18 @@ func sameServer(cc *pgx.ConnConfig, addr net.Addr) (*pgx.ConnConfig, error) {
 	return pinned, nil
 }
 
+// statusReused is what askStatus returns when the server restarted since the
+// transaction ran and reports its id committed or in progress: that may be another
+// transaction's, which got the id again after the crash.
+const statusReused = "reused"
+
 // askStatus connects and returns txid_status(xid); when the transaction is still in
 // progress it terminates the backend running it (pid), if that backend still runs it.
-func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, pid uint32) (string, error) {
+// era is when the server that gave xid started (zero: unknown). After a restart an
+// "aborted" stays sure (had the transaction committed, its id would be in the log and
+// never handed out again), while "committed" and "in progress" may be another
+// transaction's (statusReused).
+func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, era time.Time, pid uint32) (string, error) {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return "", err
@@ -272,7 +286,8 @@ func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, 
 		cancel()
 	}()
 	var status *string
-	if err := conn.QueryRow(ctx, "select txid_status($1)", xid).Scan(&status); err != nil {
+	var started time.Time
+	if err := conn.QueryRow(ctx, "select txid_status($1), pg_postmaster_start_time()", xid).Scan(&status, &started); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "22023" && strings.Contains(pgErr.Message, "in the future") {
 			// The server never made the id durable: it crashed (or failed over) before
@@ -283,6 +298,9 @@ func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, 
 	}
 	if status == nil {
 		return "", nil
+	}
+	if !era.IsZero() && !started.Equal(era) && *status != "aborted" {
+		return statusReused, nil
 	}
 	if *status == "in progress" && pid != 0 {
 		_, err := conn.Exec(ctx, `select pg_terminate_backend(pid) from pg_stat_activity

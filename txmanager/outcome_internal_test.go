@@ -1,12 +1,16 @@
 package txmanager
 
 import (
+	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/uno-framework/uno/tests/pgtest"
 )
 
 func TestSameServerPinsTheHostTheTransactionRanOn(t *testing.T) {
@@ -39,4 +43,49 @@ func TestSameServerPinsTheHostTheTransactionRanOn(t *testing.T) {
 
 	_, err = sameServer(two, &net.UnixAddr{Name: "/tmp/.s.PGSQL.5001", Net: "unix"})
 	assert.ErrorContains(t, err, "several hosts")
+}
+
+// After a restart a server may hand an id that never reached its log to another
+// transaction, so only "aborted" is taken from a server that started after the
+// transaction ran; "committed" there may be another transaction's.
+func TestStatusFromARestartedServerIsTakenOnlyWhenAborted(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.Conn(t)
+	var era time.Time
+	require.NoError(t, conn.QueryRow(ctx, "select pg_postmaster_start_time()").Scan(&era))
+	xidOf := func(commit bool) int64 {
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		var xid int64
+		require.NoError(t, tx.QueryRow(ctx, "select txid_current()").Scan(&xid))
+		if commit {
+			require.NoError(t, tx.Commit(ctx))
+		} else {
+			require.NoError(t, tx.Rollback(ctx))
+		}
+		return xid
+	}
+	committed, aborted := xidOf(true), xidOf(false)
+	m := &Manager{resolveTimeout: 10 * time.Second}
+	cc := conn.Config()
+	earlier := era.Add(-time.Hour) // the era of a server since restarted
+
+	for _, c := range []struct {
+		name string
+		xid  int64
+		era  time.Time
+		want string
+	}{
+		{"committed, same server era", committed, era, "committed"},
+		{"aborted, same server era", aborted, era, "aborted"},
+		{"committed, unknown era", committed, time.Time{}, "committed"},
+		{"committed, server restarted since", committed, earlier, statusReused},
+		{"aborted, server restarted since", aborted, earlier, "aborted"},
+	} {
+		got, err := m.askStatus(ctx, cc, c.xid, c.era, 0)
+		require.NoError(t, err, c.name)
+		assert.Equal(t, c.want, got, c.name)
+	}
+	_, err := m.xactStatus(ctx, cc, committed, earlier, 0)
+	require.ErrorContains(t, err, "restarted", "a possibly reused id is no answer: the outcome stays unknown")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,6 +50,7 @@ type txState struct {
 	// was sent, or the server reported the transaction rolled back): retryable.
 	connLost bool
 	xid      int64                   // the transaction's id, once a statement learnt it (0: unknown)
+	xidEra   time.Time               // when the server that gave xid started (pg_postmaster_start_time)
 	xidFn    func(row pgx.Row) error // records xid; see xidQuery
 
 	open openResult // rows or batch results that keep the connection busy
