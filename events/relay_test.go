@@ -211,8 +211,10 @@ func TestPoisonEventGoesToDeadLettersWhileOtherKeysFlow(t *testing.T) {
 
 	pub := &flakyPublisher{recorder: newRecorder(), firstFlaky: flaky[0].ID.String(), fineTotal: 50}
 	relay, err := events.NewRelay(e.pool, pub, events.RelayConfig{
-		LeaseDuration: time.Second, MaxAttempts: 3, RetryBackoff: 200 * time.Millisecond,
-		MaxRetryBackoff: 200 * time.Millisecond, Logger: quietLogger(t),
+		// A second between attempts: the other keys' 50 events go out well within the
+		// poison event's first retry, also on a loaded CI machine.
+		LeaseDuration: time.Second, MaxAttempts: 3, RetryBackoff: time.Second,
+		MaxRetryBackoff: time.Second, Logger: quietLogger(t),
 	})
 	require.NoError(t, err)
 	runRelay(t, relay)
@@ -238,7 +240,7 @@ func TestPoisonEventGoesToDeadLettersWhileOtherKeysFlow(t *testing.T) {
 		require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM uno_dead_letters`).Scan(&n))
 		return n == 2
 	})
-	waitFor(t, 10*time.Second, "the flaky key", func() bool { return len(pub.all()) == 53 })
+	waitFor(t, 20*time.Second, "the flaky key", func() bool { return len(pub.all()) == 53 })
 
 	// Order within each key, retries included.
 	perKey := map[string][]string{}
