@@ -22,7 +22,6 @@ import (
 	"github.com/uno-framework/uno/examples/bank"
 	"github.com/uno-framework/uno/examples/bank/ent"
 	"github.com/uno-framework/uno/pgserver"
-	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/schema"
 	"github.com/uno-framework/uno/txmanager"
 	"github.com/uno-framework/uno/txmanager/entdriver"
@@ -155,7 +154,7 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, o options) err
 		return err
 	}
 	defer srv.Close()
-	p, err := openFreshDatabase(ctx, srv.URL, o.database, logger)
+	p, err := bank.OpenFreshDatabase(ctx, srv.URL, o.database, "uno-brokers-example", logger)
 	if err != nil {
 		return err
 	}
@@ -242,28 +241,6 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, o options) err
 		fmt.Fprintln(out, "  "+l)
 	}
 	return nil
-}
-
-// openFreshDatabase drops and creates database name on the server at url and returns a
-// provider connected to it.
-func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logger) (*provider.Provider, error) {
-	cfg, err := provider.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := provider.New(ctx, cfg, provider.WithLogger(logger))
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	if err := admin.Admin().DropDatabase(ctx, name, provider.DropIfExists(), provider.DropForce()); err != nil {
-		return nil, err
-	}
-	if err := admin.Admin().CreateDatabase(ctx, name); err != nil {
-		return nil, err
-	}
-	cfg.Database = name
-	return provider.New(ctx, cfg, provider.WithLogger(logger))
 }
 
 // received records the events the subscriber handled, one line each.

@@ -18,7 +18,6 @@ import (
 	"github.com/uno-framework/uno/examples/bank/ent"
 	"github.com/uno-framework/uno/examples/bank/ent/account"
 	"github.com/uno-framework/uno/pgserver"
-	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/schema"
 	"github.com/uno-framework/uno/txmanager"
 	"github.com/uno-framework/uno/txmanager/entdriver"
@@ -54,7 +53,7 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 	}
 	defer srv.Close()
 	fmt.Fprintf(out, "PostgreSQL from %s\n", srv.Source)
-	p, err := openFreshDatabase(ctx, srv.URL, dbName, logger)
+	p, err := bank.OpenFreshDatabase(ctx, srv.URL, dbName, "uno-quickstart", logger)
 	if err != nil {
 		return err
 	}
@@ -148,29 +147,6 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 		fmt.Fprintf(out, "  %-6s %4d\n", a.Owner, a.Balance)
 	}
 	return nil
-}
-
-// openFreshDatabase drops and creates database name on the server at url and returns a
-// provider connected to it.
-func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logger) (*provider.Provider, error) {
-	cfg, err := provider.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ApplicationName = "uno-quickstart"
-	admin, err := provider.New(ctx, cfg, provider.WithLogger(logger))
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	if err := admin.Admin().DropDatabase(ctx, name, provider.DropIfExists(), provider.DropForce()); err != nil {
-		return nil, err
-	}
-	if err := admin.Admin().CreateDatabase(ctx, name); err != nil {
-		return nil, err
-	}
-	cfg.Database = name
-	return provider.New(ctx, cfg, provider.WithLogger(logger))
 }
 
 // subscriber records every event it handles, as a line of text.

@@ -23,6 +23,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/uno-framework/uno/events"
+	"github.com/uno-framework/uno/examples/bank"
 	"github.com/uno-framework/uno/pgserver"
 	"github.com/uno-framework/uno/provider"
 	"github.com/uno-framework/uno/schema"
@@ -81,7 +82,8 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 		return err
 	}
 	defer srv.Close()
-	p, err := openFreshDatabase(ctx, srv.URL, dbName, logger, tel)
+	p, err := bank.OpenFreshDatabase(ctx, srv.URL, dbName, "uno-telemetry-example", logger,
+		provider.WithPgxConfig(func(c *pgxpool.Config) { c.ConnConfig.Tracer = tel.QueryTracer() }))
 	if err != nil {
 		return err
 	}
@@ -199,29 +201,4 @@ func run(ctx context.Context, out io.Writer, logger *slog.Logger, dbName string)
 		fmt.Fprintln(out, l)
 	}
 	return nil
-}
-
-// openFreshDatabase drops and creates database name on the server at url and returns a
-// provider connected to it whose statements tel traces.
-func openFreshDatabase(ctx context.Context, url, name string, logger *slog.Logger, tel *telemetry.Telemetry) (*provider.Provider, error) {
-	cfg, err := provider.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ApplicationName = "uno-telemetry-example"
-	admin, err := provider.New(ctx, cfg, provider.WithLogger(logger))
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	if err := admin.Admin().DropDatabase(ctx, name, provider.DropIfExists(), provider.DropForce()); err != nil {
-		return nil, err
-	}
-	if err := admin.Admin().CreateDatabase(ctx, name); err != nil {
-		return nil, err
-	}
-	cfg.Database = name
-	return provider.New(ctx, cfg, provider.WithLogger(logger), provider.WithPgxConfig(func(c *pgxpool.Config) {
-		c.ConnConfig.Tracer = tel.QueryTracer()
-	}))
 }
