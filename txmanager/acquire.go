@@ -39,8 +39,9 @@ func (m *Manager) acquire(ctx context.Context, st *txState) (*pgxpool.Conn, erro
 }
 
 // heldByOuter returns how many connections of st's pool the transactions enclosing st
-// (through the context it was begun with) hold. They are suspended on this goroutine,
-// so reading their state needs no lock.
+// (through the context it was begun with) hold; an enclosing transaction of a replica's
+// Manager ([Manager.Replica]) holds a connection of the replica's pool, not the
+// primary's. They are suspended on this goroutine, so reading their state needs no lock.
 func (st *txState) heldByOuter() int64 {
 	var n int64
 	ctx := st.root.Context

@@ -16,6 +16,11 @@
 //
 // Outside a transaction, Querier returns the pool, so the same code runs in autocommit.
 //
+// A Manager made with [Manager.Replica] runs read-only transactions on a streaming
+// replica's pool, and the primary's Manager adopts them: inside one, the same code
+// (tm.Querier, the drivers over tm) reads on the replica, and a write fails with
+// SQLSTATE 25006 instead of running on the primary. Package replica builds on it.
+//
 // # Propagation
 //
 //	Required (default)  join the context's transaction, or begin one

@@ -26,7 +26,12 @@ type Querier interface {
 // Manager runs transactions on a pgx pool and carries them in contexts. It is safe for
 // concurrent use; each transaction belongs to the goroutine that runs it.
 type Manager struct {
-	pool            *pgxpool.Pool
+	pool *pgxpool.Pool
+	// home identifies the transactions the Manager's scopes join (see current): its own
+	// pool, or, for a Manager made by [Manager.Replica], the home of the Manager it was
+	// made from.
+	home            *pgxpool.Pool
+	readOnly        bool // every transaction begins READ ONLY (a replica's Manager)
 	logger          *slog.Logger
 	retry           RetryPolicy
 	rollbackTimeout time.Duration
@@ -50,6 +55,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		pool:            pool,
+		home:            pool,
 		logger:          cfg.Logger,
 		retry:           cfg.Retry.withDefaults(DefaultRetryPolicy()),
 		rollbackTimeout: cfg.RollbackTimeout,
@@ -72,19 +78,53 @@ func New(pool *pgxpool.Pool, cfg Config) (*Manager, error) {
 // Pool returns the pool the Manager runs on.
 func (m *Manager) Pool() *pgxpool.Pool { return m.pool }
 
-// current returns the scope of ctx's transaction if it runs on m's pool. A transaction
-// of a Manager over another pool is none of m's business.
+// Replica returns a Manager over pool, a pool of a streaming replica (a hot standby) of
+// m's database, whose transactions m adopts as its own: inside one, m.Querier, m's
+// Querier methods and the ent and database/sql drivers over m run on the replica's
+// transaction, and m's Do and Begin join it (Required) or open a savepoint in it
+// (Nested), as the replica Manager's scopes do in a transaction of m. Every transaction
+// the replica Manager begins is READ ONLY, so a write inside one fails with SQLSTATE
+// 25006 instead of running on the primary. m's RequiresNew and NotSupported scopes
+// inside a replica transaction run on m's pool. The replica Manager shares m's
+// configuration (logger, retry policy, timeouts, observer); its Pool is pool. Package
+// replica builds its replicas' Managers with it.
+//
+// It fails when pool is nil or is the pool of m (or of the Manager m was made from).
+func (m *Manager) Replica(pool *pgxpool.Pool) (*Manager, error) {
+	if pool == nil {
+		return nil, errors.New("txmanager: Replica needs the replica's pool: pass the *pgxpool.Pool of the standby")
+	}
+	if pool == m.pool || pool == m.home {
+		return nil, errors.New("txmanager: Replica needs a pool of the replica's own: pass a pool on the standby's address, not the primary Manager's pool")
+	}
+	return &Manager{
+		pool:            pool,
+		home:            m.home,
+		readOnly:        true,
+		logger:          m.logger,
+		retry:           m.retry,
+		rollbackTimeout: m.rollbackTimeout,
+		resolveTimeout:  m.resolveTimeout,
+		observer:        m.observer,
+		seen:            lru.New[string](seenStatements),
+	}, nil
+}
+
+// current returns the scope of ctx's transaction if it is one m joins: a transaction of
+// a Manager over m's pool, or of a replica's Manager made from one ([Manager.Replica]).
+// A transaction of a Manager over another database is none of m's business.
 func (m *Manager) current(ctx context.Context) *scope {
 	sc := scopeFrom(ctx)
-	if sc == nil || sc.st.m.pool != m.pool {
+	if sc == nil || sc.st.m.home != m.home {
 		return nil
 	}
 	return sc
 }
 
 // Querier returns what statements of ctx must run through: its transaction when ctx
-// carries one of this Manager's pool (even one that has ended, which then fails with
-// ErrTxDone rather than silently running outside it), else the pool.
+// carries one of this Manager's pool or of one of its replicas ([Manager.Replica]) —
+// even one that has ended, which then fails with ErrTxDone rather than silently running
+// outside it — else the pool.
 //
 // In a transaction, the Querier sends the control statements still pending (BEGIN,
 // SAVEPOINT, RELEASE SAVEPOINT) in the same round trip as the statement. Rows and batch
@@ -138,6 +178,9 @@ func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context) error, op
 		if err := o.apply(opts); err != nil {
 			return err
 		}
+	}
+	if m.readOnly {
+		o.readOnly = true
 	}
 	op, err := m.openScope(ctx, &o)
 	if err != nil {

@@ -30,6 +30,9 @@ func (m *Manager) Begin(ctx context.Context, opts ...Option) (*Tx, context.Conte
 			return nil, ctx, err
 		}
 	}
+	if m.readOnly {
+		o.readOnly = true
+	}
 	op, err := m.openScope(ctx, &o)
 	if err != nil {
 		return nil, ctx, err
