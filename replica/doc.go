@@ -23,10 +23,10 @@
 //	ctx = replica.WithSession(ctx, replica.NewSession())
 //	err = set.Do(ctx, func(ctx context.Context) error { ... writes ... })
 //	err = set.Read(ctx, func(ctx context.Context) error {
-//		return set.Querier(ctx).QueryRow(ctx, "select ...").Scan(&v) // sees the write
+//		return tm.Querier(ctx).QueryRow(ctx, "select ...").Scan(&v) // sees the write
 //	})
 //
-// Statements inside Read go through [Set.Querier] (or txmanager.QuerierFrom), which
-// returns the replica's transaction; a client built on the primary's Manager alone
-// (an ent client over entdriver.New(tm)) runs on the primary.
+// The replicas' transactions are the primary Manager's own (txmanager.Manager.Replica):
+// inside Read, code on tm — tm.Querier, sqlc's db.New(tm), an ent client over
+// entdriver.New(tm), sqldriver.Open(tm) — reads in the read's transaction.
 package replica

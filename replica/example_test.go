@@ -36,7 +36,7 @@ func ExampleSet_Read() {
 
 	ctx = replica.WithSession(ctx, replica.NewSession())
 	err = set.Do(ctx, func(ctx context.Context) error {
-		_, err := set.Querier(ctx).Exec(ctx, "insert into notes values ('hello')")
+		_, err := tm.Querier(ctx).Exec(ctx, "insert into notes values ('hello')")
 		return err
 	})
 	if err != nil {
@@ -44,7 +44,7 @@ func ExampleSet_Read() {
 	}
 	var n int
 	err = set.Read(ctx, func(ctx context.Context) error {
-		return set.Querier(ctx).QueryRow(ctx, "select count(*) from notes where body = 'hello'").Scan(&n)
+		return tm.Querier(ctx).QueryRow(ctx, "select count(*) from notes where body = 'hello'").Scan(&n)
 	})
 	fmt.Println(n, err, set.Stats().PrimaryReads)
 	// Output: 1 <nil> 1

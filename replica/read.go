@@ -15,7 +15,12 @@ import (
 // (Config.MaxLag) and, when ctx carries a [Session], has replayed the session's last
 // commit; it waits up to Config.WaitTimeout for one to replay it. Otherwise — no
 // replica healthy, none fresh enough, none caught up in time — fn runs on the primary.
-// Statements of fn go through [Set.Querier] (or txmanager.QuerierFrom).
+//
+// fn's code runs on the primary's Manager as anywhere else — tm.Querier(ctx), tm's own
+// Querier methods (sqlc's db.New(tm)), an ent client over entdriver.New(tm), a *sql.DB
+// from sqldriver.Open(tm) — and its statements run in the read's transaction, wherever
+// it runs; a write fails with SQLSTATE 25006. A RequiresNew or NotSupported scope of tm
+// inside fn runs on the primary.
 //
 // When ctx already carries a transaction, fn runs in it. When the chosen replica turns
 // out to be unreachable, fn runs again on the primary: it must have no effect besides

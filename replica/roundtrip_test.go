@@ -27,7 +27,7 @@ func TestTrackingAddsNoRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	set.Close() // no probes on the counted connection
 	ins := func(ctx context.Context) error {
-		_, err := set.Querier(ctx).Exec(ctx, "insert into rt values (1)")
+		_, err := tm.Querier(ctx).Exec(ctx, "insert into rt values (1)")
 		return err
 	}
 	sess := replica.NewSession()

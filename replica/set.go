@@ -33,8 +33,10 @@ type Set struct {
 
 // New returns a Set over primary (the Manager of the application's writes) and
 // replicas, one pool per standby (from provider.New or pgxpool.New on the standby's
-// address; the caller keeps closing them). It probes them once before it returns, then
-// every cfg.CheckInterval in a goroutine of its own until [Set.Close].
+// address; the caller keeps closing them). Each replica's transactions are run by a
+// Manager made with primary.Replica, so primary adopts them (see [Set.Read]). It probes
+// the replicas once before it returns, then every cfg.CheckInterval in a goroutine of
+// its own until [Set.Close].
 func New(ctx context.Context, primary *txmanager.Manager, replicas []*pgxpool.Pool, cfg Config) (*Set, error) {
 	if primary == nil {
 		return nil, errors.New("replica: New needs the primary's *txmanager.Manager")
@@ -49,9 +51,9 @@ func New(ctx context.Context, primary *txmanager.Manager, replicas []*pgxpool.Po
 		if p == nil {
 			return nil, fmt.Errorf("replica: replica pool %d is nil", i)
 		}
-		tm, err := txmanager.New(p, txmanager.Config{Logger: cfg.Logger})
+		tm, err := primary.Replica(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("replica: replica pool %d: %w", i, err)
 		}
 		cc := p.Config().ConnConfig
 		s.members = append(s.members, &member{name: cc.Host + ":" + strconv.Itoa(int(cc.Port)), pool: p, tm: tm})
@@ -84,8 +86,11 @@ func (s *Set) Primary() *txmanager.Manager { return s.primary }
 
 // Querier returns what statements of ctx must run through: the transaction ctx carries
 // (on the primary or on a replica), else the primary's pool.
+//
+// Deprecated: use the primary's Manager, tm.Querier(ctx), which returns the same: the
+// replicas' transactions are its own (see txmanager.Manager.Replica).
 func (s *Set) Querier(ctx context.Context) txmanager.Querier {
-	return txmanager.QuerierFrom(ctx, s.primary.Pool())
+	return s.primary.Querier(ctx)
 }
 
 // Do runs fn in a transaction on the primary, as [txmanager.Manager.Do] does, and
