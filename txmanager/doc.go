@@ -110,7 +110,10 @@
 // matching [ErrCommitOutcomeUnknown]: no hook of either kind runs, the transaction is
 // not retried, and pgconn.SafeToRetry reports false for it. Its TxID, when known, lets
 // the outcome be looked up later. Read-only statements never carry the id query, so
-// read-only transactions pay nothing for this.
+// read-only transactions pay nothing for this. A lost COMMIT of a transaction begun
+// READ ONLY ([ReadOnly], a replica's) whose statements all succeeded needs no asking:
+// it wrote nothing, so Do returns nil and runs the commit hooks (except under
+// SERIALIZABLE, whose COMMIT may still fail a serialization check).
 //
 // # Connections
 //

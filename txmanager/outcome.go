@@ -153,7 +153,8 @@ func classifyCommitFailure(err error, atCommit bool) commitOutcome {
 }
 
 // lostCommit handles a COMMIT round trip that failed with err after COMMIT may have
-// reached the server: it asks the server what became of the transaction. It returns
+// reached the server: it asks the server what became of the transaction, unless it is
+// read-only (nothing to resolve: see below). It returns
 // (true, nil) when it committed; an ordinary error when it rolled back (the transaction
 // may then be retried as after a broken connection); a *CommitOutcomeError otherwise.
 // It releases the connection (broken, the pool discards it) first.
@@ -167,6 +168,14 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 			server = nc.RemoteAddr()
 		}
 		st.destroyConn(ctx)
+	}
+	if st.readOnly && st.failErr == nil && st.iso != pgx.Serializable {
+		// A READ ONLY transaction wrote nothing, so whether it committed changes nothing,
+		// and with every statement successful (and no SERIALIZABLE check at COMMIT) its
+		// COMMIT had nothing to fail on: fn's reads stand. Nothing to ask the server.
+		st.m.logger.LogAttrs(ctx, slog.LevelWarn, "txmanager: the connection failed after COMMIT of a read-only transaction, which wrote nothing; it is reported committed",
+			attrTx(st.name), attrErr(cause))
+		return true, nil
 	}
 	oe := &CommitOutcomeError{TxID: st.xid, Err: cause}
 	cc, pinErr := sameServer(st.m.pool.Config().ConnConfig, server)

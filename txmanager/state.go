@@ -37,6 +37,7 @@ type txState struct {
 	conn     *pgxpool.Conn
 	beginSQL string
 	iso      pgx.TxIsoLevel
+	readOnly bool // begun READ ONLY
 	name     string
 	// joinAsNested turns scopes that would join the root scope into savepoint scopes
 	// (JoinAsNested).
@@ -75,7 +76,7 @@ type txState struct {
 // newState returns a transaction that begins with o's BEGIN; ctx is the context of its
 // root scope.
 func (m *Manager) newState(ctx context.Context, o *options) *txState {
-	st := &txState{m: m, beginSQL: o.beginSQL(), iso: o.iso, name: o.name, joinAsNested: o.joinAsNested}
+	st := &txState{m: m, beginSQL: o.beginSQL(), iso: o.iso, readOnly: o.readOnly, name: o.name, joinAsNested: o.joinAsNested}
 	st.root.Context = ctx
 	st.root.st = st
 	st.scopes = append(st.scopeBuf[:0], &st.root)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/uno-framework/uno/events"
 	"github.com/uno-framework/uno/internal/faultproxy"
+	"github.com/uno-framework/uno/internal/logcapture"
 	"github.com/uno-framework/uno/schema"
 	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
@@ -72,6 +73,50 @@ func TestCommitAnswerLostIsResolvedAsCommitted(t *testing.T) {
 	c.assert(t, 1, 1, 0)
 	assert.Contains(t, p.log.String(), "the server reports the transaction committed")
 	pgtest.RequireNoAcquired(t, p.pool)
+}
+
+func TestCommitAnswerLostOfAReadOnlyTransactionIsCommitted(t *testing.T) {
+	p := newProxied(t, 2, oneAttempt())
+	tbl := table(t, p.pool)
+	_, err := p.pool.Exec(testCtx(t), "insert into "+tbl+" (v) values ('r')")
+	require.NoError(t, err)
+	// A replica's Manager over the proxied pool (on the same database here), made from a
+	// Manager over a direct pool: its transactions are read-only.
+	direct := pgtest.NewPool(t, pgtest.PoolConfig(t))
+	logger, log := logcapture.NewText()
+	primary, err := txmanager.New(direct, txmanager.Config{Logger: logger, Retry: oneAttempt()})
+	require.NoError(t, err)
+	replica, err := primary.Replica(p.pool)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		do   func(ctx context.Context, fn func(ctx context.Context) error) error
+		tm   *txmanager.Manager // the Manager whose Querier fn reads through
+		log  *logcapture.Buffer
+	}{
+		{"ReadOnly", func(ctx context.Context, fn func(ctx context.Context) error) error {
+			return p.tm.Do(ctx, fn, txmanager.ReadOnly())
+		}, p.tm, p.log},
+		{"a replica's Manager", func(ctx context.Context, fn func(ctx context.Context) error) error {
+			return replica.Do(ctx, fn)
+		}, primary, log}, // the primary's Manager reads in the replica's transaction
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c tally
+			n := 0
+			cut := p.proxy.Arm(faultproxy.Point{Match: faultproxy.ServerCompletes("COMMIT")})
+			err := tc.do(testCtx(t), func(ctx context.Context) error {
+				c.hooks(t, ctx)
+				return tc.tm.Querier(ctx).QueryRow(ctx, "select count(*) from "+tbl).Scan(&n)
+			})
+			fired(t, cut)
+			require.NoError(t, err, "a read-only transaction wrote nothing: there is no outcome to learn")
+			assert.Equal(t, 1, n, "fn's read stands")
+			c.assert(t, 1, 1, 0)
+			assert.Contains(t, tc.log.String(), "COMMIT of a read-only transaction")
+			pgtest.RequireNoAcquired(t, p.pool)
+		})
+	}
 }
 
 // migrated migrates the package database for the outbox and returns an Outbox and a
