@@ -8,9 +8,10 @@
 // carries (see package txmanager). Staged events follow their scope: a Nested scope
 // rolled back to its savepoint drops its events, a failed attempt that the manager
 // retries drops all of them. When the outermost transaction commits, the surviving
-// events are written to the table uno_outbox, and the relays notified, by one statement
-// sent in the round trip that carries COMMIT — an emitting transaction costs no
-// extra round trip, and no relay can see an event before its transaction committed.
+// events are written to the table uno_outbox by one statement sent in the round trip
+// that carries COMMIT, and the relays are notified right after COMMIT in that same
+// round trip — an emitting transaction costs no extra round trip, and no relay can see
+// an event before its transaction committed.
 // The events of a transaction take one row per partition, an envelope (see
 // [DecodeEnvelope]): one row for events of one key, so that the commit writes one row
 // and one index entry rather than one per event.
@@ -106,7 +107,12 @@
 //
 // The relay is woken by NOTIFY (see [NotifyChannel]) on a connection of its own that
 // it holds while running, naming the partitions written, so the commit-to-publish
-// latency is one query, not a poll interval; PollInterval is the fallback.
+// latency is one query, not a poll interval; PollInterval is the fallback. The NOTIFY
+// is sent after COMMIT, in a transaction of its own that does not wait for its WAL
+// flush: PostgreSQL serializes the commits of notifying transactions on a
+// database-wide lock held through their flush, so a NOTIFY inside the writing
+// transaction would make concurrent emitting transactions commit one at a time.
+// [Outbox.Write], which runs in the caller's transaction, notifies inside it.
 //
 // Why leases in a table rather than FOR UPDATE SKIP LOCKED or advisory locks: row
 // locks cannot keep the order of a key across relays (a second relay would skip the

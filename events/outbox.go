@@ -42,10 +42,9 @@ func (c *OutboxConfig) setDefaults() {
 // Outbox is the writer of the transactional outbox: [Outbox.Emit] stages events on the
 // transaction the context carries, and when the outermost transaction commits the
 // transaction manager asks the Outbox ([Outbox.QueueCommit]) to write them — all in one
-// statement, an INSERT that also NOTIFYs the relays, sent in the round trip that carries
-// COMMIT. So
-// an event is in the outbox if and only if its transaction committed, and no relay
-// can see it earlier. Events staged in a scope rolled back to its savepoint are
+// INSERT, sent in the round trip that carries COMMIT, followed after COMMIT by the
+// NOTIFY that wakes the relays ([Outbox.QueueAfterCommit]). So an event is in the
+// outbox if and only if its transaction committed, and no relay can see it earlier. Events staged in a scope rolled back to its savepoint are
 // dropped; a failed attempt that the manager retries discards its events.
 //
 // An Outbox holds no connection and is safe for concurrent use; an application needs
@@ -54,6 +53,8 @@ type Outbox struct {
 	marshaler Marshaler
 	ctxMeta   func(ctx context.Context, md map[string]string)
 }
+
+var _ txmanager.AfterCommitQueuer = (*Outbox)(nil)
 
 // NewOutbox returns an Outbox configured by cfg.
 func NewOutbox(cfg OutboxConfig) *Outbox {
@@ -143,28 +144,49 @@ func (o *Outbox) encode(ctx context.Context, ev Event) (*record, error) {
 
 // QueueCommit implements [txmanager.CommitWriter]: it queues, into the batch that
 // carries COMMIT, one statement that INSERTs the events staged by [Outbox.Emit] that
-// survived their scopes and NOTIFYs [NotifyChannel]. The transaction manager calls it;
-// an application does not.
+// survived their scopes. The transaction manager calls it; an application does not.
 func (o *Outbox) QueueCommit(_ context.Context, b *pgx.Batch, items []any) error {
-	recs := make([]*record, 0, len(items))
-	for _, it := range items {
-		rec, ok := it.(*record)
-		if !ok {
-			return fmt.Errorf("events: the outbox was given a staged %T, not an event staged by Outbox.Emit", it)
-		}
-		recs = append(recs, rec)
-	}
-	if len(recs) == 0 {
-		return nil
+	recs, err := records(items)
+	if err != nil || len(recs) == 0 {
+		return err
 	}
 	queueInsert(b, recs)
 	return nil
 }
 
+// QueueAfterCommit implements [txmanager.AfterCommitQueuer]: it queues, after COMMIT in
+// the same round trip, the NOTIFY that wakes the relays of the partitions the committed
+// events went to. It runs outside the transaction, so that concurrent writers do not
+// commit one at a time (see notifyAfterCommitSQL); when it is lost, the relays find the
+// events at their next poll.
+func (o *Outbox) QueueAfterCommit(_ context.Context, b *pgx.Batch, items []any) error {
+	recs, err := records(items)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	b.Queue(notifyAfterCommitSQL, partitionsOf(recs))
+	return nil
+}
+
+// records returns the staged items as the records Outbox.Emit staged.
+func records(items []any) ([]*record, error) {
+	recs := make([]*record, 0, len(items))
+	for _, it := range items {
+		rec, ok := it.(*record)
+		if !ok {
+			return nil, fmt.Errorf("events: the outbox was given a staged %T, not an event staged by Outbox.Emit", it)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
 // Write writes events to the outbox at once through q, for code that runs its own pgx
 // transaction rather than txmanager's: pass the pgx.Tx, and the events become visible
 // when that transaction commits. Called outside a transaction, the events are
-// committed by this call. The payloads are encoded as by [Outbox.Emit].
+// committed by this call. The payloads are encoded as by [Outbox.Emit]. The NOTIFY
+// that wakes the relays is part of q's transaction, so concurrent transactions that
+// Write commit one at a time; prefer Emit under txmanager where that matters.
 func (o *Outbox) Write(ctx context.Context, q txmanager.Querier, evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -179,17 +201,25 @@ func (o *Outbox) Write(ctx context.Context, q txmanager.Querier, evs ...Event) e
 	}
 	b := &pgx.Batch{}
 	queueInsert(b, recs)
+	b.Queue(notifySQL, partitionsOf(recs))
 	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("events: write %d event(s) to the outbox: %w", len(recs), err)
 	}
 	return nil
 }
 
+// envelopePartition returns the partition r is written to: its key's, or, for an event
+// without key, which has no order to keep, the partition of the transaction's first
+// event (home), so that a transaction's events take as few rows as their keys allow.
+func envelopePartition(r *record, home int16) int16 {
+	if r.key == "" {
+		return home
+	}
+	return r.partition
+}
+
 // queueInsert queues the statement that writes recs (in emission order) as envelopes,
-// one per partition, and sends the NOTIFY naming their partitions. An event with a
-// key goes to its key's partition; one without key has no order to keep and joins the
-// envelope of the transaction's first event, so that a transaction's events take as
-// few rows as their keys allow.
+// one per partition (see envelopePartition).
 func queueInsert(b *pgx.Batch, recs []*record) {
 	home := recs[0].partition
 	type env struct {
@@ -207,18 +237,12 @@ func queueInsert(b *pgx.Batch, recs []*record) {
 		envs = append(envs, env{partition: p})
 		return &envs[len(envs)-1]
 	}
-	var seen [Partitions]bool
 	for _, r := range recs {
-		p := r.partition
-		if r.key == "" {
-			p = home
-		}
-		e := at(p)
+		e := at(envelopePartition(r, home))
 		e.encs = append(e.encs, r.enc)
 		if !slices.Contains(e.keys, r.key) {
 			e.keys = append(e.keys, r.key)
 		}
-		seen[p] = true
 	}
 	parts := make([]int16, len(envs))
 	bodies := make([][]byte, len(envs))
@@ -230,7 +254,18 @@ func queueInsert(b *pgx.Batch, recs []*record) {
 		keys[i] = textArrayLiteral(envs[i].keys)
 		counts[i] = int32(len(envs[i].encs))
 	}
-	b.Queue(insertSQL, parts, bodies, keys, counts, notifyPayload(&seen))
+	b.Queue(insertSQL, parts, bodies, keys, counts)
+}
+
+// partitionsOf returns the notification payload naming the partitions recs are
+// written to.
+func partitionsOf(recs []*record) string {
+	var seen [Partitions]bool
+	home := recs[0].partition
+	for _, r := range recs {
+		seen[envelopePartition(r, home)] = true
+	}
+	return notifyPayload(&seen)
 }
 
 // notifyPayload lists the partitions marked in seen: "3,17,30".

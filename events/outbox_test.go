@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/uno-framework/uno/events"
+	"github.com/uno-framework/uno/tests/pgtest"
 	"github.com/uno-framework/uno/txmanager"
 )
 
@@ -301,4 +302,61 @@ func TestWriteInAPgxTransactionOfOnesOwn(t *testing.T) {
 	assert.Zero(t, outboxCount(t, e.pool), "not visible before the commit")
 	require.NoError(t, tx.Commit(ctx))
 	assert.Equal(t, 2, outboxCount(t, e.pool))
+}
+
+// TestRelaysAreNotifiedAfterCommitOutsideTheTransaction: the NOTIFY that wakes the
+// relays names the committed events' partitions and arrives once they are visible; it
+// runs after COMMIT without touching the durability of the transaction, or of the
+// connection's later ones; and a rolled-back Do notifies nobody.
+func TestRelaysAreNotifiedAfterCommitOutsideTheTransaction(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	listener := pgtest.Conn(t)
+	_, err := listener.Exec(ctx, "LISTEN "+events.NotifyChannel)
+	require.NoError(t, err)
+
+	cfg := pgtest.PoolConfig(t)
+	cfg.MaxConns = 1 // every Do and the check below on one connection
+	pool := pgtest.NewPool(t, cfg)
+	tm, err := txmanager.New(pool, txmanager.Config{})
+	require.NoError(t, err)
+
+	err = tm.Do(ctx, func(ctx context.Context) error {
+		return e.outbox.Emit(ctx, events.New("notified", 1, events.WithKey("k")))
+	})
+	require.NoError(t, err)
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := listener.WaitForNotification(wait)
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(int(events.PartitionOf("k", uuid.Nil))), n.Payload)
+	var visible int
+	require.NoError(t, listener.QueryRow(ctx, "SELECT count(*) FROM uno_outbox").Scan(&visible))
+	assert.Equal(t, 1, visible, "the event is visible when its notification arrives")
+
+	var syncCommit string
+	require.NoError(t, pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit))
+	assert.Equal(t, "on", syncCommit, "the connection's later transactions wait for their flush")
+	err = tm.Do(ctx, func(ctx context.Context) error {
+		return tm.Querier(ctx).QueryRow(ctx, "SELECT current_setting('synchronous_commit')").Scan(&syncCommit)
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "on", syncCommit)
+
+	errRollback := errors.New("roll back")
+	err = tm.Do(ctx, func(ctx context.Context) error {
+		if err := e.outbox.Emit(ctx, events.New("notified", 2, events.WithKey("k"))); err != nil {
+			return err
+		}
+		_, err := tm.Querier(ctx).Exec(ctx, "SELECT 1")
+		if err != nil {
+			return err
+		}
+		return errRollback
+	})
+	require.ErrorIs(t, err, errRollback)
+	quiet, cancelQuiet := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelQuiet()
+	_, err = listener.WaitForNotification(quiet)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "no notification for a rolled-back Do")
 }

@@ -5,17 +5,25 @@ package events
 // prepares each of them against the migrated schema.
 
 // insertSQL writes all the envelopes of a transaction (one per partition its events
-// fall in; usually one), and notifies the relays, in one statement (the data-modifying
-// CTE runs although nothing reads it). Arrays rather than one parameter per value: the
-// statement text is the same for every transaction (prepared once per connection).
-// Each keys element is a text[] literal. The notification is delivered when the
-// transaction commits, and only then.
-const insertSQL = `WITH ins AS (
-	INSERT INTO uno_outbox (partition, events, keys, count)
-	SELECT p, e, k::text[], n
-	FROM unnest($1::int2[], $2::bytea[], $3::text[], $4::int4[]) AS u(p, e, k, n)
-)
-SELECT pg_notify('` + NotifyChannel + `', $5)`
+// fall in; usually one) in one statement. Arrays rather than one parameter per value:
+// the statement text is the same for every transaction (prepared once per connection).
+// Each keys element is a text[] literal.
+const insertSQL = `INSERT INTO uno_outbox (partition, events, keys, count)
+SELECT p, e, k::text[], n
+FROM unnest($1::int2[], $2::bytea[], $3::text[], $4::int4[]) AS u(p, e, k, n)`
+
+// notifySQL wakes the relays of the partitions $1 names. Sent inside a transaction, the
+// notification is delivered when that transaction commits, and only then.
+const notifySQL = `SELECT pg_notify('` + NotifyChannel + `', $1)`
+
+// notifyAfterCommitSQL is notifySQL for the statements a transaction manager sends after
+// COMMIT, in COMMIT's round trip: it runs in a transaction of its own, which commits
+// without waiting for its WAL flush (the notification is a wake-up call; losing it in a
+// crash costs one poll interval, and the events are durable with the transaction that
+// wrote them). PostgreSQL serializes the commits of notifying transactions on one
+// database-wide lock held through the commit's flush, so notifying inside the writing
+// transaction would make concurrent writers commit one at a time.
+const notifyAfterCommitSQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify('` + NotifyChannel + `', $1)`
 
 // createLeasesSQL creates the lease rows of the partitions (once for all relays).
 const createLeasesSQL = `INSERT INTO uno_outbox_leases (partition, expires_at)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -88,6 +89,56 @@ func BenchmarkEmit(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
+					b.StopTimer()
+					if got := countRows(b, pool, txTable); got != b.N {
+						b.Fatalf("%d domain rows committed, want %d", got, b.N)
+					}
+					if got := impl.outboxRows(b); got != n*b.N {
+						b.Fatalf("%d events in the outbox, want %d", got, n*b.N)
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkEmitParallel is BenchmarkEmit's one-Publish and one-Emit cases from 16
+// goroutines on a 20-connection pool, the way a service's concurrent requests commit:
+// it shows whether emitting transactions still commit side by side (their WAL flushes
+// shared) or one after another. ns/op is the wall time per transaction of the whole.
+func BenchmarkEmitParallel(b *testing.B) {
+	pool := benchPool(b)
+	execOrFatal(b, pool, txCreateSQL)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	var impls []emitImpl
+	for _, impl := range emitImpls(b, pool) {
+		if impl.name == "watermill-1publish" || impl.name == "uno-1emit" {
+			impls = append(impls, impl)
+		}
+	}
+	for _, n := range []int{0, 10} {
+		b.Run("events="+strconv.Itoa(n), func(b *testing.B) {
+			for _, impl := range impls {
+				b.Run("impl="+impl.name, func(b *testing.B) {
+					impl.reset(b)
+					var next atomic.Int64
+					b.ReportAllocs()
+					b.SetParallelism(parallelism(parallelGoroutines))
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						evs := make([]eventRef, n)
+						for pb.Next() {
+							seq := next.Add(1)
+							for j := range evs {
+								evs[j] = eventRef{key: keyName((int(seq) + j) % emitKeys), seq: seq}
+							}
+							if err := impl.commit(ctx, evs); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
 					b.StopTimer()
 					if got := countRows(b, pool, txTable); got != b.N {
 						b.Fatalf("%d domain rows committed, want %d", got, b.N)
