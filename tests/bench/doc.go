@@ -57,8 +57,17 @@
 //     pool, with 0% and 1% of them cancelled mid-statement (cancelled=0%, 1%; pgx
 //     closes a cancelled statement's connection); reports Do/s, new-conns and resets
 //     (which must stay 0: a cancellation is no outage).
+//   - BenchmarkScaleOut: the same 20,000-event backlog (200 keys) drained to a real
+//     broker (broker=nats-jetstream, broker=rabbitmq) by 1, 2 or 4 relay processes
+//     (relays=...), each this test binary started again with its own connections and
+//     publisher; reports events/s until the broker has acknowledged every event.
+//     impl=uno is events.Relay with its defaults; impl=watermill-forwarder is
+//     components/forwarder over a watermill-sql subscriber (batch 1000, 10 ms poll), one
+//     per process, in one consumer group. Afterwards one subscriber reads the broker's
+//     messages back (untimed) to count reordering, duplicates and losses. A broker that
+//     does not answer skips its cases.
 //
-// BenchmarkRelay and BenchmarkLatency also report, for the same wiring, the events that
+// BenchmarkRelay, BenchmarkScaleOut and BenchmarkLatency also report, for the same wiring, the events that
 // reached the handler after a later event of their key (ooo-events), duplicates
 // (dup-events) and events never delivered (lost-events; the benchmark fails if any).
 //
@@ -77,14 +86,18 @@
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /events -row /impl /tmp/emit.txt)
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl -row /events /tmp/emit.txt)
 //
-//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkRelay' -count 1 -benchtime 1x; done | tee /tmp/relay.txt
+//	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkRelay$' -count 1 -benchtime 1x; done | tee /tmp/relay.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl /tmp/relay.txt)
+//
+//	for i in 1 2 3; do go test . -run '^$' -bench 'BenchmarkScaleOut' -count 1 -benchtime 1x -timeout 1h; done | tee /tmp/scale.txt
+//	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl -row /broker,/relays /tmp/scale.txt)
 //
 //	for i in 1 2 3 4 5; do go test . -run '^$' -bench 'BenchmarkLatency' -count 1 -benchtime 1x; done | tee /tmp/latency.txt
 //	(cd /tmp && go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da -col /impl /tmp/latency.txt)
 //
-// BenchmarkRelay and BenchmarkLatency must be run with -benchtime 1x: one iteration is a
-// whole drain (the backlog is refilled, untimed, before each) or a whole 6 s load.
+// BenchmarkRelay, BenchmarkScaleOut and BenchmarkLatency must be run with -benchtime 1x:
+// one iteration is a whole drain (the backlog is refilled, untimed, before each) or a
+// whole 6 s load.
 //
 // Every case runs on a cancellable context, as a request handler's is (pgx and the
 // managers watch it). The transactions commit with PostgreSQL's defaults (synchronous_commit on, normal

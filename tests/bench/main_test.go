@@ -6,4 +6,7 @@ import (
 	"github.com/uno-framework/uno/tests/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	runRelayProcessIfAsked()
+	pgtest.Main(m)
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // eventTopic is the topic handlers subscribe to on the in-process GoChannel.
-const eventTopic = "bench.happened"
+const eventTopic = "bench_happened"
 
 // benchPayload is the payload of every benchmark event (JSON, as both uno and the
 // Watermill baseline store it).
