@@ -11,8 +11,9 @@ import (
 )
 
 // TestScopesWithoutObserverAllocateNoMore: without an Observer, opening and ending each
-// kind of scope, with Do and with Begin, allocates no more than it did before scopes
-// were observed (the counts below), so telemetry off costs nothing. The scopes run no
+// kind of scope, with Do and with Begin, allocates no more than the counts below (what
+// the scopes themselves need), so that observing costs nothing when it is off. The
+// scopes run no
 // statement, which keeps pgx's own allocations out of the counts; the outer transaction
 // of the joined and savepoint cases is opened once, outside the measured function.
 func TestScopesWithoutObserverAllocateNoMore(t *testing.T) {

@@ -188,6 +188,9 @@ func (m *Manager) Do(ctx context.Context, fn func(ctx context.Context) error, op
 	}
 	switch op.kind {
 	case scopeJoined:
+		if m.observer != nil {
+			return m.callJoinedObserved(ctx, op.sc, fn, &o)
+		}
 		return callJoined(ctx, op.sc, fn)
 	case scopeSavepoint:
 		if m.observer != nil {

@@ -12,13 +12,16 @@ import (
 // [Config.Observer] (package telemetry provides one over OpenTelemetry). Without one,
 // observing costs nothing.
 //
-// The Manager calls StartScope when an attempt of a transaction begins (each retry is an
-// attempt of its own) and when a Nested scope opens a savepoint in a transaction; joined
-// scopes, scopes without a transaction and the scopes of [Manager.Begin] are not
-// observed. fn runs with the context StartScope returns, so that what it carries (a
-// span) is the parent of the statements' and inner scopes' own. The Manager calls the
-// returned function exactly once, when the scope has ended (also when fn panicked), on
-// the goroutine of the scope.
+// The Manager calls StartScope when a scope with a transaction opens, whether [Manager.Do]
+// or [Manager.Begin] opened it: each attempt of a transaction (each retry of Do is an
+// attempt of its own; Begin's transaction has one), each savepoint scope, and each scope
+// that joins the context's transaction. Scopes without a transaction are not observed.
+// The scope runs with the context StartScope returns — Do's fn gets it, Begin returns
+// it (for a savepoint or transaction, the scope's context derives from it) — so that
+// what it carries (a span) is the parent of the statements' and inner scopes' own. The
+// Manager calls the returned function exactly once, when the scope has ended: when Do's
+// fn returned (or panicked), at the Commit or Rollback of Begin's [Tx]; on the goroutine
+// of the scope.
 type Observer interface {
 	StartScope(ctx context.Context, s ScopeInfo) (context.Context, func(ScopeEnd))
 }
@@ -33,11 +36,16 @@ type ScopeInfo struct {
 	// ReadOnly whether the transaction is read-only.
 	Isolation pgx.TxIsoLevel
 	ReadOnly  bool
-	// Depth is 0 for a transaction, and the savepoint's depth (1 for the first) for a
-	// savepoint scope.
+	// Depth is 0 for a transaction; for a savepoint scope, its savepoint's depth (1 for
+	// the first); for a joined scope, the depth of the scope it joined.
 	Depth int
-	// Attempt is the attempt number of a transaction, from 1; 0 for a savepoint scope.
+	// Attempt is the attempt number of a transaction, from 1; 0 for a savepoint or
+	// joined scope.
 	Attempt int
+	// Joined: the scope joined the context's transaction (PropagationRequired,
+	// Supports or Mandatory inside one). It ends with OutcomeJoined or
+	// OutcomeRollbackOnly.
+	Joined bool
 }
 
 // Outcome is how a scope ended.
@@ -56,6 +64,12 @@ const (
 	OutcomeCommitUnknown
 	// OutcomeReleased: a savepoint scope succeeded (its work joins the transaction's).
 	OutcomeReleased
+	// OutcomeJoined: a joined scope succeeded; its work commits or rolls back with the
+	// transaction it joined.
+	OutcomeJoined
+	// OutcomeRollbackOnly: a joined scope failed (or its Tx was rolled back), which
+	// marks the scope it joined rollback-only.
+	OutcomeRollbackOnly
 )
 
 var outcomeNames = [...]string{
@@ -64,6 +78,8 @@ var outcomeNames = [...]string{
 	OutcomeRetried:       "retried",
 	OutcomeCommitUnknown: "commit_unknown",
 	OutcomeReleased:      "released",
+	OutcomeJoined:        "joined",
+	OutcomeRollbackOnly:  "rollback_only",
 }
 
 // String returns the outcome's name, such as "committed" or "rolled_back".
@@ -77,16 +93,17 @@ func (o Outcome) String() string {
 // ScopeEnd is how a scope ended.
 type ScopeEnd struct {
 	Outcome Outcome
-	// Err is the scope's error (nil when it committed or was released). For
-	// OutcomeRetried, the error of the attempt.
+	// Err is the scope's error (nil when it committed, was released or joined
+	// successfully). For OutcomeRetried, the error of the attempt.
 	Err error
 }
 
-// startScope calls the Observer for a scope described by o, depth and attempt.
-func (m *Manager) startScope(ctx context.Context, o *options, depth, attempt int) (context.Context, func(ScopeEnd)) {
+// startScope calls the Observer for a scope described by o, depth and attempt (joined:
+// a joined scope).
+func (m *Manager) startScope(ctx context.Context, o *options, depth, attempt int, joined bool) (context.Context, func(ScopeEnd)) {
 	return m.observer.StartScope(ctx, ScopeInfo{
 		Name: o.name, Propagation: o.prop, Isolation: o.iso, ReadOnly: o.readOnly,
-		Depth: depth, Attempt: attempt,
+		Depth: depth, Attempt: attempt, Joined: joined,
 	})
 }
 
@@ -104,4 +121,12 @@ func endOf(err error, savepoint, retry bool) ScopeEnd {
 		return ScopeEnd{Outcome: OutcomeCommitUnknown, Err: err}
 	}
 	return ScopeEnd{Outcome: OutcomeRolledBack, Err: err}
+}
+
+// joinedEnd returns the ScopeEnd of a joined scope that ended with err.
+func joinedEnd(err error) ScopeEnd {
+	if err != nil {
+		return ScopeEnd{Outcome: OutcomeRollbackOnly, Err: err}
+	}
+	return ScopeEnd{Outcome: OutcomeJoined}
 }

@@ -20,7 +20,7 @@ func (m *Manager) runNew(ctx context.Context, fn func(context.Context) error, o 
 	for attempt := 1; ; attempt++ {
 		actx, end := ctx, func(ScopeEnd) {}
 		if m.observer != nil {
-			actx, end = m.startScope(ctx, o, 0, attempt)
+			actx, end = m.startScope(ctx, o, 0, attempt, false)
 		}
 		err, retryable := m.observedAttempt(actx, fn, o, end)
 		wait, retErr := m.nextAttempt(ctx, policy, &bo, attempt, err, retryable)

@@ -121,12 +121,26 @@ func callJoined(ctx context.Context, cur *scope, fn func(context.Context) error)
 	return err
 }
 
-// callNested runs fn in savepoint scope sc and ends the scope: released when fn
-// succeeds, rolled back to its savepoint when fn fails or panics.
+// callJoinedObserved is callJoined under the Manager's Observer: fn runs with the
+// context StartScope returns.
+func (m *Manager) callJoinedObserved(ctx context.Context, cur *scope, fn func(context.Context) error, o *options) (err error) {
+	octx, end := m.startScope(ctx, o, cur.level, 0, true)
+	ended := false
+	defer func() {
+		if !ended {
+			end(ScopeEnd{Outcome: OutcomeRollbackOnly, Err: errPanicked})
+		}
+	}()
+	err = callJoined(octx, cur, fn)
+	ended = true
+	end(joinedEnd(err))
+	return err
+}
+
 // callNestedObserved is callNested under the Manager's Observer: the savepoint scope
 // runs with the context StartScope returns.
 func (m *Manager) callNestedObserved(ctx context.Context, sc *scope, fn func(context.Context) error, o *options) (err error) {
-	octx, end := m.startScope(sc.Context, o, sc.level, 0)
+	octx, end := m.startScope(sc.Context, o, sc.level, 0, false)
 	sc.Context = octx
 	ended := false
 	defer func() {
@@ -140,6 +154,8 @@ func (m *Manager) callNestedObserved(ctx context.Context, sc *scope, fn func(con
 	return err
 }
 
+// callNested runs fn in savepoint scope sc and ends the scope: released when fn
+// succeeds, rolled back to its savepoint when fn fails or panics.
 func callNested(ctx context.Context, sc *scope, fn func(context.Context) error) (err error) {
 	returned := false
 	defer func() {

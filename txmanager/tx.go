@@ -3,6 +3,7 @@ package txmanager
 import (
 	"context"
 	"errors"
+	"reflect"
 )
 
 // Tx is a scope opened by [Manager.Begin], for code that cannot pass a callback to Do
@@ -14,7 +15,10 @@ type Tx struct {
 	kind   scopeKind
 	sc     *scope
 	base   context.Context
+	from   context.Context // the context Begin was given
+	ctx    context.Context // the context Begin returned
 	cancel context.CancelFunc
+	end    func(ScopeEnd) // the Observer's, called at Commit or Rollback; nil without one
 	done   bool
 }
 
@@ -37,27 +41,60 @@ func (m *Manager) Begin(ctx context.Context, opts ...Option) (*Tx, context.Conte
 	if err != nil {
 		return nil, ctx, err
 	}
+	var t *Tx
 	switch op.kind {
 	case scopeJoined:
-		return &Tx{m: m, kind: scopeJoined, sc: op.sc, base: ctx}, ctx, nil
+		t = &Tx{m: m, kind: scopeJoined, sc: op.sc, base: ctx, ctx: ctx}
+		if m.observer != nil {
+			t.ctx, t.end = m.startScope(ctx, &o, op.sc.level, 0, true)
+		}
 	case scopeSavepoint:
-		return &Tx{m: m, kind: scopeSavepoint, sc: op.sc, base: ctx}, op.ctx, nil
+		t = &Tx{m: m, kind: scopeSavepoint, sc: op.sc, base: ctx, ctx: op.sc}
+		if m.observer != nil {
+			op.sc.Context, t.end = m.startScope(op.sc.Context, &o, op.sc.level, 0, false)
+		}
 	case scopeRoot:
-		return m.beginRoot(ctx, &o)
+		t = m.beginRoot(ctx, &o)
 	default:
-		return &Tx{m: m, kind: scopeNone, base: op.ctx}, op.ctx, nil
+		t = &Tx{m: m, kind: scopeNone, base: op.ctx, ctx: op.ctx}
 	}
+	t.from = ctx
+	return t, t.ctx, nil
 }
 
-func (m *Manager) beginRoot(ctx context.Context, o *options) (*Tx, context.Context, error) {
-	t := &Tx{m: m, kind: scopeRoot, base: ctx}
+func (m *Manager) beginRoot(ctx context.Context, o *options) *Tx {
+	t := &Tx{m: m, kind: scopeRoot}
+	if m.observer != nil {
+		ctx, t.end = m.startScope(ctx, o, 0, 1, false)
+	}
+	t.base = ctx
 	txCtx := ctx
 	if o.timeout > 0 {
 		txCtx, t.cancel = context.WithTimeout(ctx, o.timeout)
 	}
 	st := m.newState(txCtx, o)
 	t.sc = &st.root
-	return t, t.sc, nil
+	t.ctx = t.sc
+	return t
+}
+
+// StatementContext returns the context to run a statement of the scope with, for code
+// that holds the Tx but is handed a context per statement (ent's dialect.Tx,
+// database/sql's driver.Tx): the context Begin returned when ctx is the one Begin was
+// given, so that the statement carries what the scope's context adds to it (the
+// Observer's span, the transaction's timeout); any other ctx as it is.
+func (t *Tx) StatementContext(ctx context.Context) context.Context {
+	if sameContext(ctx, t.from) {
+		return t.ctx
+	}
+	return ctx
+}
+
+// sameContext reports whether a and b are the same context, without comparing values
+// of a type that cannot be compared.
+func sameContext(a, b context.Context) bool {
+	ta := reflect.TypeOf(a)
+	return ta != nil && ta == reflect.TypeOf(b) && ta.Comparable() && a == b
 }
 
 // Querier returns what this scope's statements run through: its transaction, or the pool
@@ -77,17 +114,18 @@ func (t *Tx) Commit(ctx context.Context) error {
 		return ErrTxDone
 	}
 	t.done = true
+	var err error
 	switch t.kind {
 	case scopeSavepoint:
-		return t.sc.st.endScope(ctx, t.base, t.sc, nil)
+		err = t.sc.st.endScope(ctx, t.base, t.sc, nil)
 	case scopeRoot:
-		err := t.sc.st.end(ctx, t.base, nil)
+		err = t.sc.st.end(ctx, t.base, nil)
 		if t.cancel != nil {
 			t.cancel()
 		}
-		return err
 	}
-	return nil
+	t.observe(err)
+	return err
 }
 
 // Rollback ends the scope with a failure: it rolls back a transaction the Tx began or
@@ -102,6 +140,8 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	switch t.kind {
 	case scopeJoined:
 		t.sc.markRollbackOnly(errRolledBack)
+		t.observe(errRolledBack)
+		return nil
 	case scopeSavepoint:
 		err = t.sc.st.endScope(ctx, t.base, t.sc, errRolledBack)
 	case scopeRoot:
@@ -110,6 +150,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 			t.cancel()
 		}
 	}
+	t.observe(err)
 	if errors.Is(err, errRolledBack) {
 		// Only the rollback's own failure, if any, is news to the caller.
 		if u, ok := err.(interface{ Unwrap() []error }); ok {
@@ -122,4 +163,15 @@ func (t *Tx) Rollback(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// observe reports the end of the scope, with its error err, to the Observer.
+func (t *Tx) observe(err error) {
+	switch {
+	case t.end == nil:
+	case t.kind == scopeJoined:
+		t.end(joinedEnd(err))
+	default:
+		t.end(endOf(err, t.kind == scopeSavepoint, false))
+	}
 }

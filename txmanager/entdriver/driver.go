@@ -118,13 +118,13 @@ var _ dialect.Tx = (*Tx)(nil)
 // Exec runs a statement on the transaction's scope, whatever ctx carries, as
 // Driver.Exec does otherwise.
 func (t *Tx) Exec(ctx context.Context, query string, args, v any) error {
-	return runExec(ctx, t.tx.Querier(), query, args, v)
+	return runExec(t.tx.StatementContext(ctx), t.tx.Querier(), query, args, v)
 }
 
 // Query runs a statement on the transaction's scope, whatever ctx carries, as
 // Driver.Query does otherwise.
 func (t *Tx) Query(ctx context.Context, query string, args, v any) error {
-	return runQuery(ctx, t.tx.Querier(), query, args, v)
+	return runQuery(t.tx.StatementContext(ctx), t.tx.Querier(), query, args, v)
 }
 
 // Commit ends the scope: it releases its savepoint (the RELEASE travels with the

@@ -70,17 +70,18 @@ var (
 	_ driver.Pinger             = (*conn)(nil)
 )
 
-// querier returns where a statement with ctx runs.
-func (c *conn) querier(ctx context.Context) txmanager.Querier {
+// querier returns where a statement with ctx runs, and the context to run it with.
+func (c *conn) querier(ctx context.Context) (txmanager.Querier, context.Context) {
 	if c.tx != nil {
-		return c.tx.tx.Querier()
+		return c.tx.tx.Querier(), c.tx.tx.StatementContext(ctx)
 	}
-	return c.tm.Querier(ctx)
+	return c.tm.Querier(ctx), ctx
 }
 
 // ExecContext runs a statement that returns no rows.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	tag, err := c.querier(ctx).Exec(ctx, query, values(args)...)
+	q, ctx := c.querier(ctx)
+	tag, err := q.Exec(ctx, query, values(args)...)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +90,8 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 
 // QueryContext runs a statement that returns rows.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	rs, err := c.querier(ctx).Query(ctx, query, values(args)...)
+	q, ctx := c.querier(ctx)
+	rs, err := q.Query(ctx, query, values(args)...)
 	if err != nil {
 		return nil, err
 	}
