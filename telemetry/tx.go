@@ -32,7 +32,8 @@ const (
 
 // outcomes lists every outcome, for the precomputed attribute sets.
 var outcomes = [...]txmanager.Outcome{txmanager.OutcomeCommitted, txmanager.OutcomeRolledBack,
-	txmanager.OutcomeRetried, txmanager.OutcomeCommitUnknown, txmanager.OutcomeReleased}
+	txmanager.OutcomeRetried, txmanager.OutcomeCommitUnknown, txmanager.OutcomeReleased,
+	txmanager.OutcomeJoined, txmanager.OutcomeRollbackOnly}
 
 // txObserver is the txmanager.Observer of a Telemetry.
 type txObserver struct {
@@ -77,8 +78,8 @@ func newTxObserver(tracer trace.Tracer, meter metric.Meter) (*txObserver, error)
 }
 
 // TxObserver returns the observer to set as txmanager.Config.Observer: spans and
-// metrics of transaction attempts and savepoint scopes. Without providers it returns
-// nil, and the Manager observes nothing.
+// metrics of transaction attempts and savepoint scopes, spans of joined scopes. Without
+// providers it returns nil, and the Manager observes nothing.
 func (t *Telemetry) TxObserver() txmanager.Observer {
 	if t.tx == nil {
 		return nil
@@ -88,6 +89,9 @@ func (t *Telemetry) TxObserver() txmanager.Observer {
 
 // StartScope implements txmanager.Observer.
 func (o *txObserver) StartScope(ctx context.Context, s txmanager.ScopeInfo) (context.Context, func(txmanager.ScopeEnd)) {
+	if s.Joined {
+		return o.startJoined(ctx, s)
+	}
 	start := time.Now()
 	var span trace.Span
 	if o.tracer != nil {
@@ -142,5 +146,33 @@ func (o *txObserver) StartScope(ctx context.Context, s txmanager.ScopeInfo) (con
 		case kind == 1 && e.Outcome == txmanager.OutcomeRolledBack:
 			o.spRollback.Add(mctx, 1)
 		}
+	}
+}
+
+// endNothing ends a scope that nothing was started for.
+func endNothing(txmanager.ScopeEnd) {}
+
+// startJoined starts the span of a joined scope: it has no metrics, its time and outcome
+// being its transaction's.
+func (o *txObserver) startJoined(ctx context.Context, s txmanager.ScopeInfo) (context.Context, func(txmanager.ScopeEnd)) {
+	if o.tracer == nil {
+		return ctx, endNothing
+	}
+	attrs := make([]attribute.KeyValue, 1, 3)
+	attrs[0] = attrPropagation.String(s.Propagation.String())
+	if s.Depth > 0 {
+		attrs = append(attrs, attrDepth.Int(s.Depth))
+	}
+	if s.Name != "" {
+		attrs = append(attrs, attrName.String(s.Name))
+	}
+	ctx, span := o.tracer.Start(ctx, "uno.join", trace.WithAttributes(attrs...))
+	return ctx, func(e txmanager.ScopeEnd) {
+		span.SetAttributes(attrOutcome.String(e.Outcome.String()))
+		if e.Err != nil {
+			span.RecordError(e.Err)
+			span.SetStatus(codes.Error, e.Outcome.String())
+		}
+		span.End()
 	}
 }

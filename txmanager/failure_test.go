@@ -448,3 +448,43 @@ func TestTimedOutFirstStatementIsReportedAsTheStatementNotBegin(t *testing.T) {
 		})
 	}
 }
+
+// otherKey keys a value of a context that differs from Begin's.
+type otherKey struct{}
+
+// uncomparableCtx is a context whose values cannot be compared with ==.
+type uncomparableCtx struct {
+	context.Context
+	tags []string
+}
+
+// TestStatementContextIsTheScopesForBeginsContext: a statement given the context Begin
+// was given runs with the scope's context (here carrying the transaction's timeout);
+// any other context, including one whose type cannot be compared, is left as it is.
+func TestStatementContextIsTheScopesForBeginsContext(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	tbl := e.table(t)
+
+	begun := context.WithoutCancel(ctx)
+	tx, txCtx, err := e.tm.Begin(begun, txmanager.WithTimeout(time.Minute))
+	require.NoError(t, err)
+	sctx := tx.StatementContext(begun)
+	assert.True(t, sctx == txCtx, "Begin's context gives the scope's")
+	_, hasDeadline := sctx.Deadline()
+	assert.True(t, hasDeadline, "the statement runs under the transaction's timeout")
+	e.mustInsert(t, sctx, tbl, "in the scope")
+	other := context.WithValue(begun, otherKey{}, "other")
+	assert.True(t, tx.StatementContext(other) == other, "another context is left as it is")
+	require.NoError(t, tx.Commit(txCtx))
+
+	odd := uncomparableCtx{Context: ctx, tags: []string{"a"}}
+	tx, txCtx, err = e.tm.Begin(odd)
+	require.NoError(t, err)
+	assert.NotPanics(t, func() { _ = tx.StatementContext(odd) })
+	_, isOdd := tx.StatementContext(odd).(uncomparableCtx)
+	assert.True(t, isOdd)
+	require.NoError(t, tx.Rollback(txCtx))
+	assert.Equal(t, []string{"in the scope"}, e.rows(t, tbl))
+	e.requireReleased(t)
+}
