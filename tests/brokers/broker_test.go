@@ -85,9 +85,11 @@ func brokerRoundTrip(t *testing.T, e *env, pub message.Publisher, sub message.Su
 	waitFor(t, 10*time.Second, "an empty outbox", func() bool { return outboxCount(t, e.pool) == 0 })
 }
 
-func TestDeliveryThroughRabbitMQ(t *testing.T) {
+// amqpPubSub returns a publisher and a subscriber on RabbitMQ, closed at the end of the
+// test; it skips the test when RabbitMQ does not answer.
+func amqpPubSub(t *testing.T) (message.Publisher, message.Subscriber) {
+	t.Helper()
 	requireBroker(t, "127.0.0.1:5672")
-	e := newEnv(t)
 	cfg := amqp.NewDurableQueueConfig(amqpURL)
 	cfg.Queue.AutoDelete = true        // leave nothing on the broker
 	cfg.Publish.ConfirmDelivery = true // Publish returns once the broker has the message
@@ -100,12 +102,15 @@ func TestDeliveryThroughRabbitMQ(t *testing.T) {
 		assert.NoError(t, pub.Close())
 		assert.NoError(t, sub.Close())
 	})
-	brokerRoundTrip(t, e, pub, sub, "uno-events-test-"+uuid.NewString())
+	return pub, sub
 }
 
-func TestDeliveryThroughNATSJetStream(t *testing.T) {
+// natsPubSub returns a publisher and a subscriber on NATS JetStream, closed at the end
+// of the test, which also deletes topic's stream; it skips the test when NATS does not
+// answer.
+func natsPubSub(t *testing.T, topic string) (message.Publisher, message.Subscriber) {
+	t.Helper()
 	requireBroker(t, "127.0.0.1:4222")
-	e := newEnv(t)
 	js := wnats.JetStreamConfig{
 		AutoProvision:    true, // one stream per topic
 		TrackMsgId:       true, // the event ID as Nats-Msg-Id: the broker drops resends
@@ -118,7 +123,6 @@ func TestDeliveryThroughNATSJetStream(t *testing.T) {
 		URL: natsURL, JetStream: js, AckWaitTimeout: 10 * time.Second, CloseTimeout: 10 * time.Second,
 	}, logger)
 	require.NoError(t, err)
-	topic := "uno-events-test-" + uuid.NewString()
 	t.Cleanup(func() {
 		assert.NoError(t, pub.Close())
 		assert.NoError(t, sub.Close())
@@ -131,5 +135,16 @@ func TestDeliveryThroughNATSJetStream(t *testing.T) {
 			conn.Close()
 		}
 	})
-	brokerRoundTrip(t, e, pub, sub, topic)
+	return pub, sub
+}
+
+func TestDeliveryThroughRabbitMQ(t *testing.T) {
+	pub, sub := amqpPubSub(t)
+	brokerRoundTrip(t, newEnv(t), pub, sub, "uno-events-test-"+uuid.NewString())
+}
+
+func TestDeliveryThroughNATSJetStream(t *testing.T) {
+	topic := "uno-events-test-" + uuid.NewString()
+	pub, sub := natsPubSub(t, topic)
+	brokerRoundTrip(t, newEnv(t), pub, sub, topic)
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	amqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -24,7 +22,24 @@ import (
 // TestTraceThroughRabbitMQ: the handler's span continues the trace of the use-case that
 // emitted the event, across RabbitMQ (the trace context travels as message headers).
 func TestTraceThroughRabbitMQ(t *testing.T) {
-	requireBroker(t, "127.0.0.1:5672")
+	pub, sub := amqpPubSub(t)
+	traceThroughBroker(t, pub, sub, "uno-trace-test-"+uuid.NewString(), "RabbitMQ")
+}
+
+// TestTraceThroughNATS: the same across NATS JetStream (the trace context travels as
+// message headers).
+func TestTraceThroughNATS(t *testing.T) {
+	topic := "uno-trace-test-" + uuid.NewString()
+	pub, sub := natsPubSub(t, topic)
+	traceThroughBroker(t, pub, sub, topic, "NATS JetStream")
+}
+
+// traceThroughBroker emits an event on topic in a use-case's transaction, relays it
+// through pub (named broker) to a handler subscribed through sub, and checks that one
+// trace goes from the use-case to the handler: the handler's span is a child of the
+// emitting transaction's.
+func traceThroughBroker(t *testing.T, pub message.Publisher, sub message.Subscriber, topic, broker string) {
+	t.Helper()
 	e := newEnv(t)
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
@@ -35,18 +50,6 @@ func TestTraceThroughRabbitMQ(t *testing.T) {
 	require.NoError(t, err)
 	outbox := events.NewOutbox(events.OutboxConfig{ContextMetadata: tel.InjectMetadata})
 
-	cfg := amqp.NewDurableQueueConfig(amqpURL)
-	cfg.Queue.AutoDelete = true
-	cfg.Publish.ConfirmDelivery = true
-	pub, err := amqp.NewPublisher(cfg, watermill.NopLogger{})
-	require.NoError(t, err)
-	sub, err := amqp.NewSubscriber(cfg, watermill.NopLogger{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		assert.NoError(t, pub.Close())
-		assert.NoError(t, sub.Close())
-	})
-	topic := "uno-trace-test-" + uuid.NewString()
 	var (
 		mu        sync.Mutex
 		handledIn trace.SpanContext
@@ -70,30 +73,36 @@ func TestTraceThroughRabbitMQ(t *testing.T) {
 		return outbox.Emit(ctx, events.New(topic, 1, events.WithKey("k")))
 	}))
 	useCase.End()
-	waitFor(t, 30*time.Second, "the event through RabbitMQ", func() bool {
+	waitFor(t, 30*time.Second, "the event through "+broker, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return handledIn.IsValid()
 	})
 
-	var emitting, handle sdktrace.ReadOnlySpan
-	waitFor(t, 10*time.Second, "the handler's span to end", func() bool {
+	var emitting, publish, handle sdktrace.ReadOnlySpan
+	waitFor(t, 10*time.Second, "the relay's and the handler's spans to end", func() bool {
 		for _, s := range spans.Ended() {
 			switch s.Name() {
 			case "uno.tx":
 				if emitting == nil {
 					emitting = s
 				}
+			case "uno.relay publish " + topic:
+				publish = s
 			case "uno.handle " + topic:
 				handle = s
 			}
 		}
-		return handle != nil
+		return publish != nil && handle != nil
 	})
 	require.NotNil(t, emitting)
-	assert.Equal(t, useCase.SpanContext().TraceID(), handle.SpanContext().TraceID(), "one trace from the use-case to the handler")
+	traceID := useCase.SpanContext().TraceID()
+	assert.Equal(t, traceID, emitting.SpanContext().TraceID())
+	assert.Equal(t, traceID, publish.SpanContext().TraceID(), "the relay's batch is in the use-case's trace")
+	assert.Equal(t, emitting.SpanContext().SpanID(), publish.Parent().SpanID())
+	assert.Equal(t, traceID, handle.SpanContext().TraceID(), "one trace from the use-case to the handler")
 	assert.Equal(t, emitting.SpanContext().SpanID(), handle.Parent().SpanID())
 	mu.Lock()
-	assert.Equal(t, useCase.SpanContext().TraceID(), handledIn.TraceID())
+	assert.Equal(t, traceID, handledIn.TraceID())
 	mu.Unlock()
 }
