@@ -21,11 +21,15 @@
 //
 // # Traces
 //
-//   - "uno.tx": one span per attempt of a transaction, with its propagation, isolation,
-//     read-only flag, attempt number and outcome (committed, rolled_back, retried,
-//     commit_unknown); "uno.savepoint": one per Nested scope, with its depth and
-//     outcome (released, rolled_back). Statements are otelpgx's spans, children of
-//     the scope they ran in.
+//   - A span per scope with a transaction, whether Do or Begin opened it (Begin is how
+//     entdriver runs ent's own transactions and sqldriver runs database/sql's BeginTx),
+//     from its start to its end (for Begin, its Commit or Rollback): "uno.tx", one per
+//     attempt of a transaction, with its propagation, isolation, read-only flag,
+//     attempt number and outcome (committed, rolled_back, retried, commit_unknown);
+//     "uno.savepoint", one per savepoint scope, with its depth and outcome (released,
+//     rolled_back); "uno.join", one per scope that joined the context's transaction,
+//     with its outcome (joined, or rollback_only when it failed). Statements are
+//     otelpgx's spans, children of the scope they ran in.
 //   - The trace context (W3C traceparent) of the emitting scope goes into each event's
 //     metadata (InjectMetadata), through the outbox and the relay into the message
 //     metadata, on any transport.
@@ -38,7 +42,8 @@
 // # Metrics
 //
 //   - uno.tx.duration (s, histogram) and uno.tx.scopes (counter), by kind (transaction,
-//     savepoint) and outcome; uno.tx.retries; uno.tx.savepoint.rollbacks.
+//     savepoint) and outcome; uno.tx.retries; uno.tx.savepoint.rollbacks. Joined scopes
+//     are not measured: their time and outcome are their transaction's.
 //   - pgxpool.* (otelpgx): acquired_connections, idle_connections, empty_acquire (the
 //     acquisitions that waited), empty_acquire_wait_time, and more.
 //   - uno.outbox.pending and uno.outbox.oldest_age (s): read from the database at each

@@ -156,7 +156,7 @@
 //
 // # Observing and testing
 //
-// [Config.Observer] sees each transaction attempt and savepoint scope start and end
+// [Config.Observer] sees each scope with a transaction start and end, Do's and Begin's
 // (package telemetry turns that into OpenTelemetry spans and metrics); without one,
 // nothing is observed and nothing is paid. [JoinAsNested] makes the scopes that would
 // join a transaction at its top level run as savepoint scopes, and [Staged] reads what a

@@ -167,7 +167,7 @@ type Config struct {
 	// it passes, Do returns an error matching ErrCommitOutcomeUnknown. Zero means 10
 	// seconds.
 	CommitResolveTimeout time.Duration
-	// Observer watches transactions and savepoint scopes (traces, metrics); nil
+	// Observer watches the scopes with a transaction (traces, metrics); nil
 	// observes nothing, at no cost.
 	Observer Observer
 }
