@@ -19,7 +19,9 @@
 //     pool replaces. Only when the probe fails (one idle connection does not answer,
 //     and neither does a fresh connection made outside the pool) does the monitor drop
 //     the idle connections and reconnect with backoff; it reports healthy/unhealthy
-//     transitions to [Config.OnStateChange] and to log/slog;
+//     transitions to [Config.OnStateChange] and to log/slog. The probe that follows a
+//     discarded connection makes no connection of its own when none is idle: it leaves
+//     the verdict to the next periodic probe;
 //   - [AcquireFrom], for code that holds only the *pgxpool.Pool: the same acquire
 //     timeout and typed error as [Pool.Acquire];
 //   - [Pool.Stats]: pgxpool's counters plus the pool's own (acquire timeouts, broken

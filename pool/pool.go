@@ -451,20 +451,30 @@ func (p *Pool) setState(ctx context.Context, to State, cause error) {
 // only that connection, which the pool replaces. Only when the probe fails too does the
 // monitor mark the pool unhealthy, drop the idle connections (after an outage they are
 // all suspect) and reconnect with backoff.
+//
+// The probe that follows a discarded connection only pings an idle connection; when none
+// is idle it leaves the verdict to the next periodic probe rather than open a connection
+// of its own: on a busy pool whose statements are cancelled now and then, that would
+// cost the server one more backend per cancellation.
 func (p *Pool) monitor(ctx context.Context) {
 	defer p.monitorDone.Done()
 	ticker := time.NewTicker(p.cfg.HealthCheckInterval)
 	defer ticker.Stop()
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		case <-p.wake:
+			woken = true
 		}
-		err := p.probe(ctx)
+		err := p.probe(ctx, woken)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == errNoIdleConn {
+			continue
 		}
 		if err == nil {
 			p.setState(ctx, StateHealthy, nil)
@@ -498,24 +508,34 @@ func (p *Pool) reconnect(ctx context.Context) bool {
 				slog.Duration("retry_in", next),
 				slog.String("error", redact.Error(err, p.secret).Error()))...)
 	}
-	err := backoff.RetryNotify(func() error { return p.probe(ctx) }, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
+	err := backoff.RetryNotify(func() error { return p.probe(ctx, false) }, backoff.WithContext(p.cfg.newBackOff(), ctx), notify)
 	return err == nil
 }
+
+// errNoIdleConn is the verdict of a probe with idleOnly set that found no idle
+// connection: none, the server was not asked.
+var errNoIdleConn = errors.New("pool: no idle connection to probe")
 
 // probe reports whether the server answers. It pings one idle connection (the others
 // go straight back: the probe never keeps connections from the application for longer
 // than a round trip on one of them), closing it if the ping fails so that releasing it
 // discards it; idle connections are validated when handed out anyway. With no idle
 // connection, or one that did not answer, it asks the server on a connection of its own,
-// outside the pool, so that a busy pool neither blocks the probe nor counts as an outage.
+// outside the pool, so that a busy pool neither blocks the probe nor counts as an outage
+// — except that with idleOnly set and no idle connection it returns errNoIdleConn
+// without asking the server.
 //
 // Each step has its own bound (the longest of ValidationTimeout, HealthCheckInterval and
 // one second): a server slow to answer is not an outage, and resetting the pool would
 // only add connections to its load. A server that is down refuses the connection at
 // once.
-func (p *Pool) probe(ctx context.Context) error {
+func (p *Pool) probe(ctx context.Context, idleOnly bool) error {
 	bound := max(p.cfg.ValidationTimeout, p.cfg.HealthCheckInterval, time.Second)
-	if conns := p.pgx.AcquireAllIdle(ctx); len(conns) > 0 {
+	conns := p.pgx.AcquireAllIdle(ctx)
+	if len(conns) == 0 && idleOnly {
+		return errNoIdleConn
+	}
+	if len(conns) > 0 {
 		for _, c := range conns[1:] {
 			c.Release()
 		}

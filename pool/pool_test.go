@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,6 +218,71 @@ func TestTerminatedConnectionsAreReplacedWithoutAReset(t *testing.T) {
 		t.Fatalf("state changed to %v", s)
 	default:
 	}
+}
+
+// connectCounter is a user's tracer that counts connection attempts: the pool's own
+// and the monitor's, which connects outside the pool with the user's tracer.
+type connectCounter struct{ n atomic.Int64 }
+
+func (c *connectCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (c *connectCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *connectCounter) TraceConnectStart(ctx context.Context, _ pgx.TraceConnectStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *connectCounter) TraceConnectEnd(context.Context, pgx.TraceConnectEndData) {}
+
+func TestCancelledStatementOnABusyPoolCostsOnlyItsConnection(t *testing.T) {
+	ctx := context.Background()
+	logger, logs := newLogger()
+	counter := &connectCounter{}
+	pcfg := pgtest.PoolConfig(t)
+	pcfg.MaxConns = 2
+	pcfg.ConnConfig.Tracer = counter
+	cfg := pool.DefaultConfig()
+	cfg.HealthCheckInterval = time.Hour // only the discarded connection wakes the monitor
+	cfg.Logger = logger
+	p := newPool(t, pcfg, cfg)
+
+	// Every connection is busy: one runs a statement whose context is cancelled, the
+	// other stays acquired until the monitor has seen the discarded connection.
+	cancelled, err := p.Acquire(ctx)
+	require.NoError(t, err)
+	busy, err := p.Acquire(ctx)
+	require.NoError(t, err)
+	sctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err = cancelled.Exec(sctx, "SELECT pg_sleep(30)")
+	cancel()
+	require.ErrorIs(t, err, context.Canceled)
+	require.True(t, cancelled.Conn().IsClosed(), "pgx closes the connection of a statement cancelled mid-flight")
+	cancelled.Release()
+	require.Eventually(t, func() bool { return p.Stats().BrokenConnsDiscarded == 1 }, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the monitor, woken, finds no idle connection
+	busy.Release()
+
+	// The monitor opened no connection of its own (every connection attempt was the
+	// pool's), and the pool was neither reported unhealthy nor reset.
+	st := p.Stats()
+	assert.Equal(t, st.NewConns, counter.n.Load(), "connections opened outside the pool")
+	assert.Equal(t, pool.StateHealthy, st.State)
+	assert.Zero(t, st.Resets)
+	assert.NotContains(t, logs.String(), "pool: unhealthy")
+
+	// The pool replaces the connection on demand.
+	c1, err := p.Acquire(ctx)
+	require.NoError(t, err)
+	c2, err := p.Acquire(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c1.Ping(ctx))
+	require.NoError(t, c2.Ping(ctx))
+	c1.Release()
+	c2.Release()
 }
 
 func TestMonitorReportsOutageAndReconnects(t *testing.T) {
