@@ -454,8 +454,8 @@ func (p *Pool) setState(ctx context.Context, to State, cause error) {
 //
 // The probe that follows a discarded connection only pings an idle connection; when none
 // is idle it leaves the verdict to the next periodic probe rather than open a connection
-// of its own: on a busy pool whose statements are cancelled now and then, that would
-// cost the server one more backend per cancellation.
+// of its own: on a busy pool whose statements are cancelled now and then, each such
+// wake-up would cost the server one more backend.
 func (p *Pool) monitor(ctx context.Context) {
 	defer p.monitorDone.Done()
 	ticker := time.NewTicker(p.cfg.HealthCheckInterval)
