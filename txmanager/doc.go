@@ -106,7 +106,9 @@
 // server stayed unreachable; the context ended; the server restarted since and reports
 // the id committed, which after a crash may be another transaction's, since a server
 // hands out again the ids that never reached its log; with several hosts, the server
-// the transaction ran on is not the one that answers), Do returns a [*CommitOutcomeError]
+// the transaction ran on is not the one that answers, or it cannot be reached while
+// another of the hosts now accepts writes — a failover, after which waiting for the old
+// server is pointless, so Do gives up at once), Do returns a [*CommitOutcomeError]
 // matching [ErrCommitOutcomeUnknown]: no hook of either kind runs, the transaction is
 // not retried, and pgconn.SafeToRetry reports false for it. Its TxID, when known, lets
 // the outcome be looked up later. Read-only statements never carry the id query, so

@@ -191,7 +191,7 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 		return false, oe
 	}
 	start := time.Now()
-	committed, err = st.m.xactStatus(ctx, cc, st.xid, st.xidEra, pid)
+	committed, err = st.m.xactStatus(ctx, cc, st.xid, st.xidEra, pid, st.m.failedOver(st.m.pool.Config().ConnConfig, server))
 	if err != nil {
 		oe.Resolve = err
 		return false, oe
@@ -209,8 +209,10 @@ func (st *txState) lostCommit(ctx context.Context, cause error) (committed bool,
 // (true) or rolled back (false), waiting while it is still in progress and while the
 // server cannot be reached, until ctx ends or Config.CommitResolveTimeout passes. A
 // backend still running the transaction after its client left (pid, when known) is
-// terminated, which settles it.
-func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, era time.Time, pid uint32) (bool, error) {
+// terminated, which settles it. While the server cannot be reached, failedOver (nil:
+// never) is asked, at most once a second, whether another server has taken its place;
+// then waiting is pointless and xactStatus gives up at once.
+func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, era time.Time, pid uint32, failedOver func(context.Context) (string, bool)) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.resolveTimeout)
 	defer cancel()
 	bo := backoff.NewExponentialBackOff()
@@ -219,8 +221,17 @@ func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64,
 	bo.MaxElapsedTime = 0
 	bo.Reset()
 	var last error
+	var nextCheck time.Time
 	for {
 		status, err := m.askStatus(ctx, cc, xid, era, pid)
+		var connectErr *pgconn.ConnectError
+		if errors.As(err, &connectErr) && failedOver != nil && !time.Now().Before(nextCheck) {
+			nextCheck = time.Now().Add(time.Second)
+			if addr, ok := failedOver(ctx); ok {
+				return false, fmt.Errorf("the server transaction %d ran on cannot be reached (%w) and another server, at %s, now accepts writes: "+
+					"after a failover only the old server could tell, and waiting for it is pointless", xid, err, addr)
+			}
+		}
 		switch {
 		case err != nil:
 			last = err
@@ -238,6 +249,36 @@ func (m *Manager) xactStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64,
 		if !sleep(ctx, bo.NextBackOff()) {
 			return false, fmt.Errorf("gave up asking the server (%w): %w", context.Cause(ctx), last)
 		}
+	}
+}
+
+// failedOver returns, for a pool configured with several hosts (all) whose transaction
+// ran on the server at addr, the check xactStatus makes while that server cannot be
+// reached: a fresh connection made as the pool makes them (same hosts, same
+// target_session_attrs) that lands on a server at another address means the pool's
+// new transactions go there now — the transaction's server was failed over. It returns
+// nil, no check, for a single host (a restart brings the same server back, which can
+// then tell) and when addr is not a TCP address.
+func (m *Manager) failedOver(all *pgx.ConnConfig, addr net.Addr) func(context.Context) (string, bool) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if len(all.Fallbacks) == 0 || !ok {
+		return nil
+	}
+	return func(ctx context.Context) (string, bool) {
+		conn, err := pgx.ConnectConfig(ctx, all)
+		if err != nil {
+			return "", false
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = conn.Close(cctx)
+			cancel()
+		}()
+		now, ok := conn.PgConn().Conn().RemoteAddr().(*net.TCPAddr)
+		if !ok || (now.IP.Equal(tcp.IP) && now.Port == tcp.Port) {
+			return "", false
+		}
+		return now.String(), true
 	}
 }
 

@@ -86,6 +86,6 @@ func TestStatusFromARestartedServerIsTakenOnlyWhenAborted(t *testing.T) {
 		require.NoError(t, err, c.name)
 		assert.Equal(t, c.want, got, c.name)
 	}
-	_, err := m.xactStatus(ctx, cc, committed, earlier, 0)
+	_, err := m.xactStatus(ctx, cc, committed, earlier, 0, nil)
 	require.ErrorContains(t, err, "restarted", "a possibly reused id is no answer: the outcome stays unknown")
 }

@@ -94,6 +94,7 @@ type Proxy struct {
 
 	accepted atomic.Int64
 	cuts     atomic.Int64
+	refusing atomic.Bool
 }
 
 type armed struct {
@@ -162,6 +163,11 @@ func (p *Proxy) CutAll() int {
 	return len(ls)
 }
 
+// Refuse makes the proxy close each new connection as soon as it accepts it (refuse
+// true), as a server that went away would, or relay them again (false). Connections
+// already open are left alone. It may be called from a Point's Match.
+func (p *Proxy) Refuse(refuse bool) { p.refusing.Store(refuse) }
+
 // Close stops accepting, cuts every connection and waits for the relays to end.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
@@ -181,6 +187,10 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.accepted.Add(1)
+		if p.refusing.Load() {
+			_ = c.Close()
+			continue
+		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			_ = c.Close()

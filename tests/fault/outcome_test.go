@@ -3,6 +3,7 @@ package fault_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -261,4 +262,47 @@ func TestConnectionCutMidBatchAndMidRowsIsRetried(t *testing.T) {
 		})
 	}
 	pgtest.RequireNoAcquired(t, p.pool)
+}
+
+// TestCommitAnswerLostAfterAFailoverIsUnknownAtOnce: with several hosts configured, a
+// lost COMMIT whose server cannot be reached any more, while the pool's configuration
+// now reaches another server that accepts writes, is reported unknown at once, not after
+// CommitResolveTimeout: after a failover only the old server could tell, and it is not
+// coming back in time. The first host is a proxy of the package database that stops
+// relaying when it cuts COMMIT's answer; the second, the database itself.
+func TestCommitAnswerLostAfterAFailoverIsUnknownAtOnce(t *testing.T) {
+	pc := pgtest.PoolConfig(t)
+	direct := pc.ConnConfig.Copy()
+	proxy, err := faultproxy.Start(direct.Host + ":" + strconv.Itoa(int(direct.Port)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	pc.ConnConfig.Host, pc.ConnConfig.Port = proxy.Host(), proxy.Port()
+	pc.ConnConfig.Fallbacks = []*pgconn.FallbackConfig{{Host: direct.Host, Port: direct.Port, TLSConfig: direct.TLSConfig}}
+	pc.ConnConfig.ValidateConnect = pgconn.ValidateConnectTargetSessionAttrsReadWrite
+	pc.MaxConns = 2
+	pool := pgtest.NewPool(t, pc)
+	logger, _ := logcapture.NewText()
+	tm, err := txmanager.New(pool, txmanager.Config{Logger: logger, Retry: oneAttempt(), CommitResolveTimeout: 10 * time.Minute})
+	require.NoError(t, err)
+	tbl := table(t, pool)
+
+	commitDone := faultproxy.ServerCompletes("COMMIT")
+	cut := proxy.Arm(faultproxy.Point{Match: func(m *faultproxy.Message) bool {
+		if !commitDone(m) {
+			return false
+		}
+		proxy.Refuse(true) // the first host is gone from now on
+		return true
+	}})
+	var c tally
+	err = tm.Do(testCtx(t), func(ctx context.Context) error {
+		c.hooks(t, ctx)
+		_, err := tm.Querier(ctx).Exec(ctx, "insert into "+tbl+" (v) values ($1)", "a")
+		return err
+	})
+	fired(t, cut)
+	require.ErrorIs(t, err, txmanager.ErrCommitOutcomeUnknown)
+	assert.ErrorContains(t, err, "now accepts writes", "given up because another server took over, not after the timeout")
+	c.assert(t, 1, 0, 0)
+	assert.Equal(t, 1, count(t, pool, tbl, "a"), "it did commit (both hosts are one database): unknown was the honest answer")
 }
