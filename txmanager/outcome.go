@@ -269,11 +269,7 @@ func (m *Manager) failedOver(all *pgx.ConnConfig, addr net.Addr) func(context.Co
 		if err != nil {
 			return "", false
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_ = conn.Close(cctx)
-			cancel()
-		}()
+		defer closeConn(ctx, conn)
 		now, ok := conn.PgConn().Conn().RemoteAddr().(*net.TCPAddr)
 		if !ok || (now.IP.Equal(tcp.IP) && now.Port == tcp.Port) {
 			return "", false
@@ -319,6 +315,14 @@ func sameServer(cc *pgx.ConnConfig, addr net.Addr) (*pgx.ConnConfig, error) {
 // transaction's, which got the id again after the crash.
 const statusReused = "reused"
 
+// closeConn closes a connection the resolver opened, waiting at most a second for the
+// server, even when ctx has ended.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
+}
+
 // askStatus connects and returns txid_status(xid); when the transaction is still in
 // progress it terminates the backend running it (pid), if that backend still runs it.
 // era is when the server that gave xid started (zero: unknown). After a restart an
@@ -330,11 +334,7 @@ func (m *Manager) askStatus(ctx context.Context, cc *pgx.ConnConfig, xid int64, 
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = conn.Close(cctx)
-		cancel()
-	}()
+	defer closeConn(ctx, conn)
 	var status *string
 	var started time.Time
 	if err := conn.QueryRow(ctx, "select txid_status($1), pg_postmaster_start_time()", xid).Scan(&status, &started); err != nil {
